@@ -1,0 +1,41 @@
+"""robact_bench: robust activation functions as first-class citizens of adversarial robustness.
+
+Public API::
+
+    get_activation, list_activations, swap_activations, drelu_penalty
+    create_model, list_models, with_drelu_head, ModelSpec
+    load_dataset, list_datasets
+    save_checkpoint, load_checkpoint
+"""
+
+from __future__ import annotations
+
+from robact_bench.activations import (
+    drelu_penalty,
+    get_activation,
+    is_stochastic,
+    list_activations,
+    swap_activations,
+)
+from robact_bench.data import list_datasets, load_dataset
+from robact_bench.models import ModelSpec, create_model, list_models, with_drelu_head
+from robact_bench.models.checkpoint import load_checkpoint, save_checkpoint
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ModelSpec",
+    "__version__",
+    "create_model",
+    "drelu_penalty",
+    "get_activation",
+    "is_stochastic",
+    "list_activations",
+    "list_datasets",
+    "list_models",
+    "load_checkpoint",
+    "load_dataset",
+    "save_checkpoint",
+    "swap_activations",
+    "with_drelu_head",
+]

@@ -1,0 +1,1 @@
+"""Evaluation: the protocol runner, scoring under randomness, diagnostics and the EvalResult record."""

@@ -1,0 +1,119 @@
+"""``EvalResult``: the one typed record an evaluation produces and the leaderboard reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AttackRecord:
+    """One attack's outcome.
+
+    Attributes:
+        name: ``pgd7_reported``, ``pgd20``, ``apgd-ce``, ``apgd-t``, ...
+        accuracy: Robust accuracy under our scoring: the point's adversarial image is correct on
+            every one of R passes (R = 1 for deterministic models). For AutoAttack components
+            it is cumulative (after this and the previous components), as AutoAttack reports.
+        single_pass_accuracy: The same images scored on one forward pass.
+        library_accuracy: The accuracy as the library itself scored it (AutoAttack), or None.
+        cumulative: Whether the attack ran only on points robust to the previous components.
+        record: Backend, its version, every parameter, seed, seconds, the library's warnings.
+
+    """
+
+    name: str
+    accuracy: float
+    single_pass_accuracy: float
+    library_accuracy: float | None
+    cumulative: bool
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Everything one evaluation measured, with what is needed to reproduce it.
+
+    Accuracies are fractions in [0, 1]; RobustBench's percentage strings appear only at export.
+
+    Attributes:
+        model_name: File-safe identifier (the leaderboard file name).
+        title: Human-readable description.
+        dataset: Dataset name; ``split`` its split.
+        threat_model: ``Linf`` or ``L2``; ``eps`` its radius.
+        n_examples: Number of evaluated points; ``indices`` which ones (in the split).
+        stochastic: The model's forward pass is random in ``eval()`` (declared by its activations).
+        passes: Forward passes R scoring each image (1 for deterministic models).
+        eot_iter: EOT samples per gradient for random models (None for deterministic ones).
+        clean_acc: Clean accuracy (mean over the R passes for random models).
+        clean_acc_majority: Majority vote over R passes.
+        clean_acc_worst: Correct on all R passes.
+        reported_acc: Non-adaptive protocol (PGD with the training attack's settings, one
+            forward pass, no EOT): what the seed papers call robust accuracy.
+        autoattack_acc: AutoAttack's accuracy as the library scores it.
+        autoattack_version: ``standard``, ``rand`` or ``plus``.
+        robust_acc: Worst case over every attack, per point, each image scored on R passes.
+        attacks: Per-attack records.
+        robust_flags: Per point (in ``indices`` order): robust to every attack.
+        diagnostics: Check results (name, passed, value, reason).
+        model: The model spec (architecture and activation names, arguments).
+        training: Recipe, resolved training config, per-epoch history, seconds.
+        eval_config: The resolved evaluation config.
+        environment: Package versions, Python, platform, threads, device.
+        wall_time_s: Seconds the evaluation took.
+        quick: A smoke run (tiny budget): not a result.
+
+    """
+
+    model_name: str
+    title: str
+    dataset: str
+    split: str
+    threat_model: str
+    eps: float
+    n_examples: int
+    indices: tuple[int, ...]
+    stochastic: bool
+    passes: int
+    eot_iter: int | None
+    clean_acc: float
+    clean_acc_majority: float
+    clean_acc_worst: float
+    reported_acc: float
+    autoattack_acc: float
+    autoattack_version: str
+    robust_acc: float
+    attacks: tuple[AttackRecord, ...]
+    robust_flags: tuple[bool, ...]
+    diagnostics: tuple[dict[str, Any], ...]
+    model: dict[str, Any]
+    training: dict[str, Any]
+    eval_config: dict[str, Any]
+    environment: dict[str, Any]
+    wall_time_s: float
+    quick: bool = False
+
+    def attack(self, name: str) -> AttackRecord:
+        """The record of attack ``name``."""
+        for a in self.attacks:
+            if a.name == name:
+                return a
+        raise KeyError(f"no attack {name!r}; have {[a.name for a in self.attacks]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (tuples become lists)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvalResult:
+        """Inverse of :meth:`to_dict`."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown EvalResult keys {unknown}")
+        d = dict(data)
+        d["attacks"] = tuple(AttackRecord(**a) for a in d["attacks"])
+        for key in ("indices", "robust_flags", "diagnostics"):
+            d[key] = tuple(d[key])
+        return cls(**d)

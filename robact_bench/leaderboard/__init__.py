@@ -1,0 +1,1 @@
+"""Leaderboards: RobustBench-format JSON export and tables rendered from the JSON files."""

@@ -1,0 +1,139 @@
+"""Architectures (every one takes ``act_layer``), the model spec, heads and checkpoints.
+
+Models take float NCHW images in [0, 1], normalize inside, and return logits (RobustBench's
+model contract).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from robact_bench.activations import ActLayer, get_activation
+from robact_bench.fileio import to_jsonable
+from robact_bench.models import lenet, mlp, resnet, vgg  # noqa: F401  (registers architectures)
+from robact_bench.models.heads import with_drelu_head
+from robact_bench.models.registry import MODELS
+from robact_bench.registry import check_kwargs
+
+__all__ = ["MODELS", "ModelSpec", "create_model", "list_models", "with_drelu_head"]
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Return the registered architecture names matching a glob ``pattern``."""
+    return MODELS.list(pattern)
+
+
+def create_model(arch: str, *, act_layer: ActLayer = "relu", num_classes: int = 10, **kwargs: Any) -> nn.Module:
+    """Build a registered architecture with the given activation.
+
+    Args:
+        arch: Architecture name (see :func:`list_models`).
+        act_layer: Activation name or ``nn.Module`` class used throughout the network.
+        num_classes: Number of output classes.
+        **kwargs: Architecture arguments (``in_chans``, ``img_size``, ``mean``, ``std``,
+            ``act_kwargs``, and per-architecture ones such as ``batch_norm``).
+
+    Returns:
+        The model, in training mode, on the CPU, with 4-D weights in channels-last format.
+
+    Example:
+        >>> net = create_model("lenet5", act_layer="brelu")
+
+    """
+    name = MODELS.resolve(arch)
+    factory = MODELS.get(name)
+    if int(num_classes) < 2:
+        raise ValueError(f"num_classes must be an integer >= 2; got {num_classes!r}")
+    check_kwargs("architecture", name, factory, kwargs)
+    if isinstance(act_layer, str):  # validate name and arguments once, with a clear message
+        get_activation(act_layer, **dict(kwargs.get("act_kwargs") or {}))
+    model = factory(act_layer=act_layer, num_classes=int(num_classes), **kwargs)
+    return model.to(memory_format=torch.channels_last)  # see Normalize: faster CPU convs
+
+
+def _jsonable(name: str, value: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        json.dumps(dict(value))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must hold only JSON values (numbers, strings, lists)") from None
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a model from names.
+
+    The architecture comes from our registry, never from a checkpoint file.
+
+    Attributes:
+        arch: Registered architecture name.
+        act: Registered activation name.
+        act_kwargs: Activation arguments (JSON values only).
+        num_classes: Output classes.
+        arch_kwargs: Other architecture arguments (``in_chans``, ``img_size``, ``batch_norm``,
+            ``fc_act_layer``, ...).
+        drelu_head: Width of a D-ReLU head before the output layer (:func:`with_drelu_head`),
+            or ``None`` for no head.
+        drelu_head_m_init: Initial cap of the head's D-ReLU units.
+
+    """
+
+    arch: str
+    act: str = "relu"
+    act_kwargs: dict[str, Any] = field(default_factory=dict)
+    num_classes: int = 10
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    drelu_head: int | None = None
+    drelu_head_m_init: float = 100.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "arch", MODELS.resolve(self.arch))
+        from robact_bench.activations import ACTIVATIONS
+
+        object.__setattr__(self, "act", ACTIVATIONS.resolve(self.act))
+        object.__setattr__(self, "act_kwargs", _jsonable("act_kwargs", self.act_kwargs))
+        object.__setattr__(self, "arch_kwargs", _jsonable("arch_kwargs", self.arch_kwargs))
+        if "act_kwargs" in self.arch_kwargs or "act_layer" in self.arch_kwargs:
+            raise ValueError("give the activation as ModelSpec.act / act_kwargs, not in arch_kwargs")
+
+    def build(self) -> nn.Module:
+        """Create the model (fresh weights)."""
+        model = create_model(
+            self.arch,
+            act_layer=self.act,
+            num_classes=self.num_classes,
+            act_kwargs=self.act_kwargs,
+            **self.arch_kwargs,
+        )
+        if self.drelu_head is not None:
+            with_drelu_head(model, self.drelu_head, m_init=self.drelu_head_m_init)
+        return model
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return to_jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a model spec must be a JSON object; got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model spec keys {unknown}; allowed: {sorted(known)}")
+        if "arch" not in data:
+            raise ValueError("a model spec needs 'arch'")
+        return cls(**dict(data))
+
+    def describe(self) -> str:
+        """Short human-readable description, e.g. ``lenet5 / brelu``."""
+        act = self.act + (f"({self.act_kwargs})" if self.act_kwargs else "")
+        head = f" + D-ReLU head({self.drelu_head})" if self.drelu_head is not None else ""
+        return f"{self.arch} / {act}{head}"

@@ -1,0 +1,123 @@
+"""Checkpoints: weights in safetensors, everything else in a JSON file beside them.
+
+``<stem>.safetensors`` holds the tensors of ``model.state_dict()``; ``<stem>.json`` holds the
+:class:`~robact_bench.models.ModelSpec` (architecture and activation *names*), the dataset,
+recipe, seed and package versions. Loading rebuilds the architecture from our registry by name
+and copies tensors into it; nothing is ever unpickled, so a checkpoint cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+from torch import nn
+
+from robact_bench.fileio import atomic_write_bytes, atomic_write_json, package_versions, read_json
+from robact_bench.models import ModelSpec
+
+FORMAT = "robact_bench.checkpoint/1"
+
+__all__ = ["FORMAT", "checkpoint_paths", "load_checkpoint", "save_checkpoint"]
+
+
+def checkpoint_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Return ``(weights, metadata)`` paths for a stem, a ``.safetensors`` or a ``.json`` path."""
+    p = Path(path)
+    if p.suffix in (".safetensors", ".json"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    spec: ModelSpec,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Save ``model``'s weights (safetensors) and ``spec`` + ``metadata`` (JSON), atomically.
+
+    Args:
+        path: Stem (``runs/x/model``) or ``.safetensors`` path.
+        model: The model; its state dict must be fully initialized.
+        spec: How to rebuild it.
+        metadata: Extra JSON-serializable information (dataset, recipe, seed, history...).
+
+    Returns:
+        The weights path.
+
+    """
+    weights, meta_path = checkpoint_paths(path)
+    state = model.state_dict()
+    lazy = [k for k, v in state.items() if isinstance(v, nn.parameter.UninitializedTensorMixin)]
+    if lazy:
+        raise ValueError(f"cannot save uninitialized (lazy) tensors {lazy}: run one forward pass first")
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    atomic_write_bytes(weights, save(tensors, metadata={"format": FORMAT}))
+    atomic_write_json(
+        meta_path,
+        {
+            "format": FORMAT,
+            "weights": weights.name,
+            "spec": spec.to_dict(),
+            "versions": package_versions(),
+            "metadata": metadata or {},
+        },
+    )
+    return weights
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, ModelSpec, dict[str, Any]]:
+    """Rebuild a model from a checkpoint written by :func:`save_checkpoint`.
+
+    Args:
+        path: Stem, ``.safetensors`` or ``.json`` path.
+        device: Where to put the model.
+
+    Returns:
+        ``(model, spec, metadata)``; the model is in ``eval()`` mode.
+
+    Raises:
+        ValueError: missing files, a weights file that is not safetensors (pickle checkpoints
+            are refused), or tensors whose names, shapes or dtypes do not fit the architecture.
+
+    """
+    weights, meta_path = checkpoint_paths(path)
+    meta = read_json(meta_path)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{meta_path}: not a robact_bench checkpoint (expected format {FORMAT!r})")
+    spec = ModelSpec.from_dict(meta.get("spec", {}))
+    if not weights.is_file():
+        raise ValueError(f"{weights}: weights file not found")
+    try:
+        tensors = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(
+            f"{weights}: not a safetensors file ({exc}); pickle checkpoints (.pt/.pth) are "
+            "refused because loading them can run code"
+        ) from None
+    model = spec.build()
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"{weights}: tensors do not fit {spec.describe()}: "
+            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+    bad = [
+        f"{k} {tuple(tensors[k].shape)}/{tensors[k].dtype} (expected {tuple(v.shape)}/{v.dtype})"
+        for k, v in expected.items()
+        if tensors[k].shape != v.shape or tensors[k].dtype != v.dtype
+    ]
+    if bad:
+        raise ValueError(f"{weights}: tensors do not fit {spec.describe()}: {'; '.join(bad[:5])}")
+    model.load_state_dict(tensors, strict=True)
+    return model.to(device).eval(), spec, meta.get("metadata", {})

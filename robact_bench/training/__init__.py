@@ -1,0 +1,1 @@
+"""Training: pure losses, recipes, the configuration and the seeded training loop."""

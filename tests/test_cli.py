@@ -1,0 +1,92 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from robact_bench.cli import main, parse_eps
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "robact_bench", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("0.1", 0.1), ("8/255", 8 / 255), (" 0.031 ", 0.031), ("0", 0.0), ("1", 1.0)]
+)
+def test_parse_eps_accepts_decimals_and_fractions(text, value):
+    assert parse_eps(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("8", r"\[0, 1\].*write 8/255"),
+        ("-0.1", ">= 0"),
+        ("abc", "number or a fraction"),
+        ("1/0", "number or a fraction"),
+        ("nan", "finite"),
+        ("inf", "finite"),
+    ],
+)
+def test_parse_eps_rejects_bad_values(text, match):
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match=match):
+        parse_eps(text)
+
+
+def test_list_commands(capsys):
+    assert main(["list", "activations"]) == 0
+    acts = capsys.readouterr().out.split()
+    assert "brelu" in acts and "drelu" in acts and "mrelu" in acts and len(acts) == 13
+    assert main(["list", "models"]) == 0
+    assert "lenet5" in capsys.readouterr().out.split()
+    assert main(["list", "datasets"]) == 0
+    assert "mnist5k" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["run", "--eps", "8"], "write 8/255"),
+        (["run", "--n-examples", "0"], "expected an integer >= 1"),
+        (["run", "--seed", "two"], "invalid int value"),
+        (["list", "weights"], "invalid choice"),
+        (["fly"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(args, match):
+    res = _cli(*args)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert "error:" in lines[0] and __import__("re").search(match, lines[0]), lines[0]
+    assert "Traceback" not in res.stderr
+
+
+def test_help_on_every_command():
+    for args in (["--help"], ["run", "--help"], ["list", "--help"]):
+        res = _cli(*args)
+        assert res.returncode == 0 and "usage: robact-bench" in res.stdout
+
+
+def test_run_quick_end_to_end(tmp_path):
+    """The main job's smoke run writes one RobustBench-typed JSON per model and the table."""
+    res = _cli("run", "--quick", "--out", str(tmp_path), "--no-progress")
+    assert res.returncode == 0, res.stderr
+    board = tmp_path / "leaderboards" / "mnist5k" / "Linf"
+    names = sorted(p.stem for p in board.glob("*.json"))
+    assert names == ["LeNet5_BReLU_PGDAT", "LeNet5_ReLU_DReLUHead", "LeNet5_ReLU_PGDAT", "LeNet5_mReLU_Natural"]
+    for name in names:
+        e = json.loads((board / f"{name}.json").read_text())
+        assert isinstance(e["number_forward_passes"], int) and isinstance(e["clean_acc"], str)
+        assert e["robact"]["quick"] is True and "Smoke run" in e["footnote"]
+        assert e["robact"]["evaluation"]["n_examples"] == 8
+        assert (tmp_path / "runs" / "mnist5k" / name / "model.safetensors").is_file()
+    brelu = json.loads((board / "LeNet5_BReLU_PGDAT.json").read_text())["robact"]["evaluation"]
+    assert brelu["stochastic"] and brelu["passes"] == 10 and brelu["eot_iter"] == 20
+    table = (board / "README.md").read_text()
+    assert "SMOKE RUN" in table and all(f"`{n}`" in table for n in names)
+    summary = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    assert len(summary) == 4

@@ -1,0 +1,119 @@
+import json
+
+import pytest
+
+from robact_bench.evaluation.config import EvalConfig
+from robact_bench.evaluation.result import EvalResult
+from robact_bench.evaluation.runner import evaluate
+from robact_bench.leaderboard.export import format_eps, pct, render_markdown, to_robustbench, write_entry
+
+# The value type of every RobustBench model_info key (robustbench commit 78fcc9e).
+TYPES = {
+    "link": str,
+    "name": str,
+    "authors": str,
+    "additional_data": bool,
+    "number_forward_passes": int,
+    "dataset": str,
+    "venue": str,
+    "architecture": str,
+    "eps": str,
+    "clean_acc": str,
+    "reported": str,
+    "autoattack_acc": str,
+    "unreliable": bool,
+    "footnote": str,
+    "external": str,
+    "corruptions_acc": str,
+}
+ALWAYS = {
+    "link",
+    "name",
+    "authors",
+    "additional_data",
+    "number_forward_passes",
+    "dataset",
+    "venue",
+    "architecture",
+    "eps",
+    "clean_acc",
+    "reported",
+}
+
+
+@pytest.fixture(scope="module")
+def results(digits_relu, digits_brelu, digits):
+    _, _, xte, yte = digits
+    cfg = EvalConfig(eps=0.1, n_examples=20, eot_iter=2, passes=3, autoattack_attacks=("apgd-ce",))
+    return [
+        evaluate(m, xte, yte, cfg, model_name=n, title=n, dataset="digits", spec={"arch": "mlp2"}, progress=False)
+        for n, m in (("relu", digits_relu), ("brelu", digits_brelu))
+    ]
+
+
+def _is_pct(s):
+    return isinstance(s, str) and 0 <= float(s) <= 100 and len(s.split(".")[1]) == 2
+
+
+def test_export_has_robustbench_types(results):
+    for r in results:
+        e = to_robustbench(r)
+        assert ALWAYS <= set(e)
+        for k, v in e.items():
+            if k != "robact":
+                assert isinstance(v, TYPES[k]), (k, v)
+        assert type(e["number_forward_passes"]) is int and type(e["additional_data"]) is bool
+        for k in ("clean_acc", "reported", "autoattack_acc"):
+            assert _is_pct(e[k]), (k, e[k])
+        assert e["eps"] == "0.1"
+        assert e["clean_acc"] == pct(r.clean_acc)
+        ev = e["robact"]["evaluation"]
+        assert ev["n_examples"] == 20 and ev["robust_acc"] == r.robust_acc
+        assert set(ev["per_attack"]) == {"pgd7_reported", "pgd20", "apgd-ce"}
+        assert ev["per_attack"]["pgd20"]["backend"] == "torchattacks"
+        assert json.loads(json.dumps(e)) == e  # plain JSON
+
+
+def test_export_agrees_with_the_real_robustbench_files(results, reference_dir):
+    """Every key we emit outside 'robact' exists in the real files with the same type."""
+    seen: dict[str, set] = {}
+    for f in reference_dir.rglob("*.json"):
+        for k, v in json.loads(f.read_text()).items():
+            seen.setdefault(k, set()).add(type(v))
+    assert len(list(reference_dir.rglob("*.json"))) == 143
+    for r in results:
+        for k, v in to_robustbench(r).items():
+            if k == "robact":
+                continue
+            assert k in seen, k
+            assert type(v) in seen[k], (k, type(v), seen[k])
+
+
+def test_external_and_footnote_for_a_random_model(results):
+    brelu = to_robustbench(results[1])
+    assert "Randomized model" in brelu["footnote"] and "3 forward passes" in brelu["footnote"]
+    assert brelu["robact"]["evaluation"]["passes"] == 3
+    if results[1].robust_acc < results[1].autoattack_acc:
+        assert brelu["external"] == pct(results[1].robust_acc)
+    else:
+        assert "external" not in brelu
+
+
+def test_eps_and_percent_formats():
+    assert format_eps(8 / 255) == "8/255" and format_eps(0.031) == "0.031" and format_eps(0.1) == "0.1"
+    assert format_eps(16 / 255) == "16/255" and format_eps(0.3) == "0.3"
+    assert pct(0.8492) == "84.92" and pct(1.0) == "100.00" and pct(0.0) == "0.00"
+    with pytest.raises(ValueError):
+        pct(float("nan"))
+
+
+def test_result_round_trip_and_table(results, tmp_path):
+    r = results[0]
+    assert EvalResult.from_dict(json.loads(json.dumps(r.to_dict()))) == r
+    for res in results:
+        write_entry(to_robustbench(res), tmp_path, res.model_name)
+    table = render_markdown(tmp_path)
+    lines = [line for line in table.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
+    assert len(lines) == 2
+    ranked = sorted(results, key=lambda res: -float(pct(min(res.robust_acc, res.autoattack_acc))))
+    assert f"(`{ranked[0].model_name}`)" in lines[0]

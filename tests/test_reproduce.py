@@ -1,0 +1,35 @@
+"""Golden numbers: the main job reproduces the committed leaderboard exactly (slow: ~8 min).
+
+Run with ``tox -e slow`` (or ``pytest -m slow``).
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+COMMITTED = Path(__file__).resolve().parents[1] / "leaderboards" / "mnist5k" / "Linf"
+FIELDS = ("clean_acc", "reported", "autoattack_acc", "external")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not COMMITTED.is_dir(), reason="no committed mnist5k leaderboard")
+def test_main_job_reproduces_the_committed_numbers(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "-m", "robact_bench", "run", "--out", str(tmp_path), "--no-progress"],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    fresh = tmp_path / "leaderboards" / "mnist5k" / "Linf"
+    names = sorted(p.name for p in COMMITTED.glob("*.json"))
+    assert names == sorted(p.name for p in fresh.glob("*.json"))
+    for name in names:
+        old, new = json.loads((COMMITTED / name).read_text()), json.loads((fresh / name).read_text())
+        for field in FIELDS:
+            assert old.get(field) == new.get(field), (name, field)
+        old_ev, new_ev = old["robact"]["evaluation"], new["robact"]["evaluation"]
+        for attack, rec in old_ev["per_attack"].items():
+            assert new_ev["per_attack"][attack]["accuracy"] == rec["accuracy"], (name, attack)
