@@ -1,0 +1,130 @@
+"""Datasets: embedded real data (no download) and standard formats read from disk.
+
+Every loader returns ``(x, y)``: ``x`` a float32 NCHW tensor in [0, 1], ``y`` int64 labels.
+Nothing is ever downloaded; a missing dataset raises an error naming the expected path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from robact_bench.registry import Registry
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "DatasetNotFoundError",
+    "balanced_subset",
+    "data_root",
+    "dataset_info",
+    "list_datasets",
+    "load_dataset",
+]
+
+Loader = Callable[[str, Path], tuple[torch.Tensor, torch.Tensor]]
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are missing or malformed; the message says what is expected where."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset is and how to load it.
+
+    Attributes:
+        name: Registry name.
+        num_classes: Number of labels.
+        shape: ``(C, H, W)`` of one image.
+        splits: The splits the loader accepts.
+        embedded: True when the data ships inside an installed package (no files needed).
+        description: One line: what the data is and where it comes from.
+        loader: ``loader(split, root) -> (x, y)``.
+    """
+
+    name: str
+    num_classes: int
+    shape: tuple[int, int, int]
+    splits: tuple[str, ...]
+    embedded: bool
+    description: str
+    loader: Loader
+
+
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
+
+ENV_ROOT = "ROBACT_DATA"
+
+
+def data_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """Directory holding on-disk datasets: ``root``, else ``$ROBACT_DATA``, else ``./data``."""
+    if root is not None:
+        return Path(root)
+    return Path(os.environ.get(ENV_ROOT, "data"))
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Return the :class:`DatasetInfo` of a registered dataset."""
+    return DATASETS.get(name)
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    """Return the registered dataset names matching a glob ``pattern``."""
+    return DATASETS.list(pattern)
+
+
+def load_dataset(
+    name: str, split: str = "test", *, root: str | os.PathLike[str] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load a dataset split.
+
+    Args:
+        name: Dataset name (see :func:`list_datasets`).
+        split: ``"train"`` or ``"test"`` (``cifar10_sample`` has only ``"test"``).
+        root: Directory of on-disk datasets (default ``$ROBACT_DATA`` or ``./data``).
+
+    Returns:
+        ``(x, y)``: float32 ``(N, C, H, W)`` in [0, 1] and int64 ``(N,)``.
+
+    Raises:
+        KeyError: unknown dataset name.
+        ValueError: unknown split.
+        DatasetNotFoundError: files missing or malformed (the message names path and format).
+
+    Example:
+        >>> x, y = load_dataset("mnist5k", "test")
+        >>> x.shape
+        torch.Size([1000, 1, 28, 28])
+    """
+    info = DATASETS.get(name)
+    if split not in info.splits:
+        raise ValueError(f"dataset {info.name!r} has splits {', '.join(info.splits)}; got {split!r}")
+    x, y = info.loader(split, data_root(root))
+    return x.contiguous(), y.contiguous()
+
+
+
+def balanced_subset(y: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of ``n`` points, class-balanced: round-robin over classes in index order.
+
+    The k-th point of class 0, then of class 1, ..., then the (k+1)-th of each class; a fixed
+    rule, so every model and every rerun sees the same points.
+    """
+    if n > len(y):
+        raise ValueError(f"asked for {n} examples but the split has {len(y)}")
+    if n < 1:
+        raise ValueError(f"asked for {n} examples; need at least 1")
+    per_class = [torch.nonzero(y == c).flatten() for c in torch.unique(y)]
+    rank = torch.empty(len(y), dtype=torch.long)
+    for idx in per_class:
+        rank[idx] = torch.arange(len(idx))
+    order = sorted(range(len(y)), key=lambda i: (int(rank[i]), int(y[i]), i))
+    return torch.tensor(order[:n], dtype=torch.long)
+
+
+from robact_bench.data import disk, embedded  # noqa: E402,F401  (registers the datasets)
