@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -109,14 +109,21 @@ class Registry(Generic[T]):
         return name.strip().lower().replace("-", "_")
 
 
-def check_kwargs(kind: str, name: str, factory: Callable[..., Any], kwargs: dict[str, Any]) -> None:
-    """Raise a one-line ``TypeError`` when ``kwargs`` holds a keyword ``factory`` does not take.
+def check_kwargs(
+    kind: str,
+    name: str,
+    factory: Callable[..., Any],
+    kwargs: Mapping[str, Any],
+    error: type[Exception] = TypeError,
+) -> None:
+    """Raise a one-line ``error`` when ``kwargs`` holds a keyword ``factory`` does not take.
 
     Args:
         kind: What is being built, for the message (``"activation"``, ``"architecture"``).
         name: Its registered name.
-        factory: The class or function that will receive ``kwargs``.
+        factory: The class or function that will receive ``kwargs`` (a dataclass checks its fields).
         kwargs: The keyword arguments to check.
+        error: The exception class to raise (``ValueError`` for files a user wrote).
 
     """
     try:
@@ -132,6 +139,6 @@ def check_kwargs(kind: str, name: str, factory: Callable[..., Any], kwargs: dict
     ]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
-        raise TypeError(
+        raise error(
             f"{kind} {name!r} does not take {', '.join(unknown)}; it takes: {', '.join(accepted) or 'no arguments'}"
         )

@@ -4,29 +4,13 @@ import json
 from pathlib import Path
 
 import pytest
+from contract import TYPES as CONTRACT_TYPES
 
 from robact_bench.leaderboard.export import render_markdown
 
 ROOT = Path(__file__).resolve().parents[1] / "leaderboards"
 BOARDS = sorted({p.parent for p in ROOT.rglob("*.json")}) if ROOT.is_dir() else []
-TYPES = {
-    "link": str,
-    "name": str,
-    "authors": str,
-    "additional_data": bool,
-    "number_forward_passes": int,
-    "dataset": str,
-    "venue": str,
-    "architecture": str,
-    "eps": str,
-    "clean_acc": str,
-    "reported": str,
-    "autoattack_acc": str,
-    "unreliable": bool,
-    "footnote": str,
-    "external": str,
-    "robact": dict,
-}
+TYPES = {**CONTRACT_TYPES, "robact": dict}
 
 
 @pytest.mark.skipif(not BOARDS, reason="no committed leaderboards")

@@ -114,6 +114,7 @@ def test_evaluate_random_model_uses_eot_and_repeated_passes(digits_brelu, digits
         ({"passes": 0}, "passes must be an integer >= 1"),
         ({"autoattack_version": "apgd"}, "autoattack_version must be one of auto, standard, rand, plus"),
         ({"norm": "L1"}, "norm must be one of Linf, L2"),
+        ({"norm": "L2"}, "supports norm Linf only"),
     ],
 )
 def test_eval_config_rejects_bad_values(kwargs, match):

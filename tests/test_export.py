@@ -1,44 +1,12 @@
 import json
 
 import pytest
+from contract import ALWAYS, TYPES
 
 from robact_bench.evaluation.config import EvalConfig
 from robact_bench.evaluation.result import EvalResult
 from robact_bench.evaluation.runner import evaluate
 from robact_bench.leaderboard.export import format_eps, pct, render_markdown, to_robustbench, write_entry
-
-# The value type of every RobustBench model_info key (robustbench commit 78fcc9e).
-TYPES = {
-    "link": str,
-    "name": str,
-    "authors": str,
-    "additional_data": bool,
-    "number_forward_passes": int,
-    "dataset": str,
-    "venue": str,
-    "architecture": str,
-    "eps": str,
-    "clean_acc": str,
-    "reported": str,
-    "autoattack_acc": str,
-    "unreliable": bool,
-    "footnote": str,
-    "external": str,
-    "corruptions_acc": str,
-}
-ALWAYS = {
-    "link",
-    "name",
-    "authors",
-    "additional_data",
-    "number_forward_passes",
-    "dataset",
-    "venue",
-    "architecture",
-    "eps",
-    "clean_acc",
-    "reported",
-}
 
 
 @pytest.fixture(scope="module")

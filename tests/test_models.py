@@ -125,7 +125,7 @@ def test_model_spec_round_trip_and_build():
     model = spec.build()
     assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 2
     assert isinstance(model.classifier[1], DReLU)
-    with pytest.raises(ValueError, match="unknown model spec keys"):
+    with pytest.raises(ValueError, match="model spec 'ModelSpec' does not take weights_url"):
         ModelSpec.from_dict({"arch": "mlp2", "weights_url": "x"})
     with pytest.raises(ValueError, match="JSON values"):
         ModelSpec("mlp2", act_kwargs={"generator": torch.Generator()})

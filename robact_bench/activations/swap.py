@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from robact_bench.activations import ActLayer
 
 SWAPPABLE_TYPES: tuple[type[nn.Module], ...] = (
     nn.ReLU,
@@ -40,7 +43,7 @@ def _placement(module: nn.Module, parent: nn.Module) -> tuple[torch.device | Non
     return None, None
 
 
-def swap_activations(model: nn.Module, name: Any, **kwargs: Any) -> int:
+def swap_activations(model: nn.Module, name: ActLayer, **kwargs: Any) -> int:
     """Replace every activation module inside ``model`` by a new ``name`` activation, in place.
 
     Replaced: ``nn.ReLU``, ``ReLU6``, ``LeakyReLU``, ``PReLU``, ``GELU``, ``SiLU``, ``ELU``,

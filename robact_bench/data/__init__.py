@@ -45,6 +45,7 @@ class DatasetInfo:
         embedded: True when the data ships inside an installed package (no files needed).
         description: One line: what the data is and where it comes from.
         loader: ``loader(split, root) -> (x, y)``.
+
     """
 
     name: str
@@ -100,13 +101,13 @@ def load_dataset(
         >>> x, y = load_dataset("mnist5k", "test")
         >>> x.shape
         torch.Size([1000, 1, 28, 28])
+
     """
     info = DATASETS.get(name)
     if split not in info.splits:
         raise ValueError(f"dataset {info.name!r} has splits {', '.join(info.splits)}; got {split!r}")
     x, y = info.loader(split, data_root(root))
     return x.contiguous(), y.contiguous()
-
 
 
 def balanced_subset(y: torch.Tensor, n: int) -> torch.Tensor:

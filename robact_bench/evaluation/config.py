@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from robact_bench.attacks.autoattack import BACKENDS, VERSIONS
 from robact_bench.attacks.common import NORMS
 from robact_bench.fileio import to_jsonable
+from robact_bench.registry import check_kwargs
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,8 @@ class EvalConfig:
 
     Attributes:
         eps: Radius of the threat model, in [0, 1] pixel units.
-        norm: ``Linf`` (``L2`` for AutoAttack only).
+        norm: ``Linf`` (the PGD attacks of the protocol are Linf; the AutoAttack adapter alone
+            also takes ``L2``).
         n_examples: Test points, chosen class-balanced and in a fixed order (:func:`select`).
         pgd_steps: Steps of the PGD attack (20, as in the BReLU paper).
         pgd_step_size: PGD step (``None`` = eps/4).
@@ -57,6 +59,8 @@ class EvalConfig:
             raise ValueError(f"eps must be in [0, 1] (pixel units); got {self.eps!r}; write 8/255 for 0..255 units")
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {self.norm!r}")
+        if self.norm != "Linf":
+            raise ValueError(f"the evaluation protocol supports norm Linf only so far; got {self.norm!r}")
         for name in ("n_examples", "eot_iter", "passes", "batch_size"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -88,8 +92,5 @@ class EvalConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EvalConfig:
         """Build from a mapping; unknown keys are an error that lists the allowed ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown evaluation config keys {unknown}; allowed: {sorted(known)}")
+        check_kwargs("evaluation config", "EvalConfig", cls, data, error=ValueError)
         return cls(**dict(data))

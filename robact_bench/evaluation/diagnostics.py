@@ -6,6 +6,7 @@ Every check returns a JSON-ready dict ``{"name", "passed", "reason", "value", ..
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -31,7 +32,7 @@ def drelu_saturation(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -
     totals = [0] * len(mods)
     max_pre = [float("-inf")] * len(mods)
 
-    def hook(i: int):
+    def hook(i: int) -> Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
         def fn(mod: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             pre = inputs[0]
             hits[i] += int((pre >= mod._cap(pre)).sum())

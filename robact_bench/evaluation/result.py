@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from robact_bench.registry import check_kwargs
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,7 @@ class EvalResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EvalResult:
         """Inverse of :meth:`to_dict`."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown EvalResult keys {unknown}")
+        check_kwargs("evaluation result", "EvalResult", cls, data, error=ValueError)
         d = dict(data)
         d["attacks"] = tuple(AttackRecord(**a) for a in d["attacks"])
         for key in ("indices", "robust_flags", "diagnostics"):

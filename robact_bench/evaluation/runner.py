@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -104,63 +105,32 @@ def evaluate(
 
     clean = score(model, xs, ys, passes, cfg.batch_size)
     step = cfg.pgd_step_size or cfg.eps / 4
-    reported_step = cfg.reported_step_size or cfg.eps / 4
     version = cfg.autoattack_version
     if version == "auto":
         version = "rand" if stochastic else "standard"
 
-    runs: list[tuple[str, Any]] = [
-        (
-            f"pgd{cfg.reported_steps}_reported",
-            lambda: [
-                torchattacks_attack(
-                    model,
-                    xs,
-                    ys,
-                    attack="PGD",
-                    eps=cfg.eps,
-                    name=f"pgd{cfg.reported_steps}_reported",
-                    alpha=reported_step,
-                    steps=cfg.reported_steps,
-                    batch_size=cfg.batch_size,
-                    seed=cfg.seed,
-                )
-            ],
-        ),
-        (
-            f"pgd{cfg.pgd_steps}",
-            lambda: [
-                torchattacks_attack(
-                    model,
-                    xs,
-                    ys,
-                    attack="EOTPGD" if stochastic else "PGD",
-                    eps=cfg.eps,
-                    name=f"pgd{cfg.pgd_steps}",
-                    alpha=step,
-                    steps=cfg.pgd_steps,
-                    batch_size=cfg.batch_size,
-                    seed=cfg.seed,
-                    **({"eot_iter": cfg.eot_iter} if stochastic else {}),
-                )
-            ],
-        ),
+    def pgd(name: str, alpha: float, steps: int, eot: bool) -> list[AttackOutput]:
+        extra = {"eot_iter": cfg.eot_iter} if eot else {}
+        attack = "EOTPGD" if eot else "PGD"
+        return [
+            torchattacks_attack(
+                model, xs, ys, attack=attack, eps=cfg.eps, name=name, alpha=alpha, steps=steps,
+                batch_size=cfg.batch_size, seed=cfg.seed, **extra,
+            )
+        ]  # fmt: skip
+
+    reported = f"pgd{cfg.reported_steps}_reported"
+    runs: list[tuple[str, Callable[[], list[AttackOutput]]]] = [
+        (reported, lambda: pgd(reported, cfg.reported_step_size or cfg.eps / 4, cfg.reported_steps, False)),
+        (f"pgd{cfg.pgd_steps}", lambda: pgd(f"pgd{cfg.pgd_steps}", step, cfg.pgd_steps, stochastic)),
         (
             f"autoattack-{version}",
             lambda: autoattack_attack(
-                model,
-                xs,
-                ys,
-                eps=cfg.eps,
-                norm=cfg.norm,
-                version=version,
-                seed=cfg.seed,
-                batch_size=cfg.batch_size,
-                backend=cfg.autoattack_backend,
-                attacks=cfg.autoattack_attacks,
+                model, xs, ys, eps=cfg.eps, norm=cfg.norm, version=version, seed=cfg.seed,
+                batch_size=cfg.batch_size, backend=cfg.autoattack_backend, attacks=cfg.autoattack_attacks,
             ),
         ),
-    ]
+    ]  # fmt: skip
     records: list[AttackRecord] = []
     robust = clean.worst.clone()
     reported_acc = float("nan")
@@ -176,7 +146,7 @@ def evaluate(
             records.append(rec)
             robust &= flags
             log.info("%s %s: %.4f (library %s)", model_name, out.name, rec.accuracy, rec.library_accuracy)
-        if label.endswith("_reported"):
+        if label == reported:
             reported_acc = records[-1].single_pass_accuracy
         if label.startswith("autoattack"):
             autoattack_acc = fraction(outputs[-1].library_robust)

@@ -15,21 +15,6 @@ from typing import Any
 from robact_bench.evaluation.result import EvalResult
 from robact_bench.fileio import atomic_write_json, atomic_write_text, read_json, to_jsonable
 
-ROBUSTBENCH_KEYS = (
-    "link",
-    "name",
-    "authors",
-    "additional_data",
-    "number_forward_passes",
-    "dataset",
-    "venue",
-    "architecture",
-    "eps",
-    "clean_acc",
-    "reported",
-    "autoattack_acc",
-)
-
 
 def pct(x: float) -> str:
     """A fraction as RobustBench's percentage string with two decimals: 0.8492 -> ``"84.92"``."""
@@ -96,9 +81,12 @@ def to_robustbench(
             f"gradients use EOT over {result.eot_iter} passes."
         )
     for d in result.diagnostics:
-        if d["name"] == "drelu_saturation" and not d["passed"]:
+        if d["name"] == "drelu_saturation":
             notes.append(
                 "The D-ReLU cap is never reached on the test images: this model computes a plain ReLU network."
+                if not d["passed"]
+                else f"D-ReLU caps m in [{d['m_min']:.3g}, {d['m_max']:.3g}]; "
+                f"{100 * d['value']:.2f}% of D-ReLU inputs reach the cap on the test images."
             )
     if result.quick:
         notes.append("Smoke run (--quick): not a result.")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -124,10 +124,7 @@ class ModelSpec:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
         if not isinstance(data, Mapping):
             raise ValueError(f"a model spec must be a JSON object; got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model spec keys {unknown}; allowed: {sorted(known)}")
+        check_kwargs("model spec", "ModelSpec", cls, data, error=ValueError)
         if "arch" not in data:
             raise ValueError("a model spec needs 'arch'")
         return cls(**dict(data))

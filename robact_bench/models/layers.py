@@ -78,9 +78,17 @@ def make_act(
     return get_activation(act_layer, **kwargs)
 
 
-def check_input(in_chans: int, img_size: int) -> None:
-    """Validate the input geometry arguments of an architecture."""
+def normalizer(in_chans: int, img_size: int, mean: Sequence[float] | None, std: Sequence[float] | None) -> Normalize:
+    """Validate an architecture's input geometry; return its :class:`Normalize` first layer.
+
+    ``mean``/``std`` default to :func:`default_normalization` of ``in_chans``.
+    """
     if int(in_chans) <= 0:
         raise ValueError(f"in_chans must be a positive integer; got {in_chans!r}")
     if int(img_size) <= 0:
         raise ValueError(f"img_size must be a positive integer; got {img_size!r}")
+    dm, ds = default_normalization(in_chans)
+    mean, std = mean or dm, std or ds
+    if len(mean) != in_chans:
+        raise ValueError(f"mean needs {in_chans} values (one per input channel); got {list(mean)}")
+    return Normalize(mean, std)

@@ -23,19 +23,48 @@ import torch
 from torch import nn
 
 from robact_bench.activations import ActLayer
-from robact_bench.models.layers import Normalize, check_input, default_normalization, make_act
+from robact_bench.models.layers import make_act, normalizer
 from robact_bench.models.registry import MODELS
 
 
-def _conv_block(cin: int, cout: int, act: nn.Module, pool: nn.Module, bn: bool, pad: int) -> list:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 5, padding=pad)]
-    if bn:
-        layers.append(nn.BatchNorm2d(cout))
-    return [*layers, act, pool]
+class _LeNet(nn.Module):
+    """A LeNet: 5x5 convolutions (each + optional BatchNorm, activation, pool), ``fc1``, ``classifier``."""
 
-
-class _LeNetBase(nn.Module):
     classifier_name = "classifier"
+
+    def __init__(
+        self,
+        convs: Sequence[tuple[int, type[nn.Module]]],
+        padding: int,
+        fc_width: int,
+        *,
+        act_layer: ActLayer,
+        num_classes: int,
+        in_chans: int,
+        img_size: int,
+        fc_act_layer: ActLayer | None,
+        batch_norm: bool,
+        mean: Sequence[float] | None,
+        std: Sequence[float] | None,
+        act_kwargs: Mapping[str, Any] | None,
+    ) -> None:
+        super().__init__()
+        self.normalize = normalizer(in_chans, img_size, mean, std)
+        layers: list[nn.Module] = []
+        side, cin = img_size, in_chans
+        for cout, pool in convs:
+            layers.append(nn.Conv2d(cin, cout, 5, padding=padding))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(cout))
+            layers += [make_act(act_layer, cout, act_kwargs), pool(2)]
+            side, cin = (side + 2 * padding - 4) // 2, cout
+        if side <= 0:
+            raise ValueError(f"img_size {img_size} is too small for {len(convs)} conv/pool stages")
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        fc_act = act_layer if fc_act_layer is None else fc_act_layer
+        fc_kwargs = act_kwargs if fc_act_layer is None else None
+        self.fc = nn.Sequential(nn.Linear(cin * side * side, fc_width), make_act(fc_act, fc_width, fc_kwargs))
+        self.classifier = nn.Linear(fc_width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return logits for images in [0, 1]."""
@@ -43,7 +72,7 @@ class _LeNetBase(nn.Module):
 
 
 @MODELS.register("lenet5", aliases=("lenet",))
-class LeNet5(_LeNetBase):
+class LeNet5(_LeNet):
     """LeNet-5 of the symmetric-activation paper (Table 1), for 28x28 inputs.
 
     Args:
@@ -72,26 +101,15 @@ class LeNet5(_LeNetBase):
         std: Sequence[float] | None = None,
         act_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        check_input(in_chans, img_size)
-        side = ((img_size - 4) // 2 - 4) // 2
-        if side <= 0:
-            raise ValueError(f"lenet5 needs img_size >= 16; got {img_size}")
-        dm, ds = default_normalization(in_chans)
-        fc_act = act_layer if fc_act_layer is None else fc_act_layer
-        fc_kwargs = act_kwargs if fc_act_layer is None else None
-        self.normalize = Normalize(mean or dm, std or ds)
-        self.features = nn.Sequential(
-            *_conv_block(in_chans, 20, make_act(act_layer, 20, act_kwargs), nn.MaxPool2d(2), batch_norm, 0),
-            *_conv_block(20, 50, make_act(act_layer, 50, act_kwargs), nn.MaxPool2d(2), batch_norm, 0),
-            nn.Flatten(),
-        )
-        self.fc = nn.Sequential(nn.Linear(50 * side * side, 500), make_act(fc_act, 500, fc_kwargs))
-        self.classifier = nn.Linear(500, num_classes)
+        super().__init__(
+            [(20, nn.MaxPool2d), (50, nn.MaxPool2d)], 0, 500,
+            act_layer=act_layer, num_classes=num_classes, in_chans=in_chans, img_size=img_size,
+            fc_act_layer=fc_act_layer, batch_norm=batch_norm, mean=mean, std=std, act_kwargs=act_kwargs,
+        )  # fmt: skip
 
 
 @MODELS.register("lenet_cifar", aliases=("lenet_c10",))
-class LeNetCIFAR(_LeNetBase):
+class LeNetCIFAR(_LeNet):
     """The deeper LeNet of the symmetric-activation paper (Table 3), for 32x32 inputs.
 
     Args:
@@ -120,20 +138,8 @@ class LeNetCIFAR(_LeNetBase):
         std: Sequence[float] | None = None,
         act_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        check_input(in_chans, img_size)
-        side = img_size // 8
-        if side <= 0:
-            raise ValueError(f"lenet_cifar needs img_size >= 8; got {img_size}")
-        dm, ds = default_normalization(in_chans)
-        fc_act = act_layer if fc_act_layer is None else fc_act_layer
-        fc_kwargs = act_kwargs if fc_act_layer is None else None
-        self.normalize = Normalize(mean or dm, std or ds)
-        self.features = nn.Sequential(
-            *_conv_block(in_chans, 32, make_act(act_layer, 32, act_kwargs), nn.MaxPool2d(2), batch_norm, 2),
-            *_conv_block(32, 32, make_act(act_layer, 32, act_kwargs), nn.AvgPool2d(2), batch_norm, 2),
-            *_conv_block(32, 64, make_act(act_layer, 64, act_kwargs), nn.AvgPool2d(2), batch_norm, 2),
-            nn.Flatten(),
-        )
-        self.fc = nn.Sequential(nn.Linear(64 * side * side, 64), make_act(fc_act, 64, fc_kwargs))
-        self.classifier = nn.Linear(64, num_classes)
+        super().__init__(
+            [(32, nn.MaxPool2d), (32, nn.AvgPool2d), (64, nn.AvgPool2d)], 2, 64,
+            act_layer=act_layer, num_classes=num_classes, in_chans=in_chans, img_size=img_size,
+            fc_act_layer=fc_act_layer, batch_norm=batch_norm, mean=mean, std=std, act_kwargs=act_kwargs,
+        )  # fmt: skip

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from robact_bench.activations import ActLayer
-from robact_bench.models.layers import Normalize, check_input, default_normalization, make_act
+from robact_bench.models.layers import make_act, normalizer
 from robact_bench.models.registry import MODELS
 
 
@@ -48,12 +48,10 @@ class MLP2(nn.Module):
         act_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        check_input(in_chans, img_size)
         if len(hidden) != 2 or any(int(h) <= 0 for h in hidden):
             raise ValueError(f"hidden must be two positive widths; got {tuple(hidden)}")
-        dm, ds = default_normalization(in_chans)
         h1, h2 = (int(h) for h in hidden)
-        self.normalize = Normalize(mean or dm, std or ds)
+        self.normalize = normalizer(in_chans, img_size, mean, std)
         self.features = nn.Sequential(
             nn.Flatten(),
             nn.Linear(in_chans * img_size * img_size, h1),
@@ -101,11 +99,9 @@ class ShallowCNN(nn.Module):
         act_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        check_input(in_chans, img_size)
-        dm, ds = default_normalization(in_chans)
         c1, c2 = (int(c) for c in channels)
         side = img_size // 4
-        self.normalize = Normalize(mean or dm, std or ds)
+        self.normalize = normalizer(in_chans, img_size, mean, std)
         self.features = nn.Sequential(
             nn.Conv2d(in_chans, c1, 3, padding=1),
             make_act(act_layer, c1, act_kwargs),

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from robact_bench.activations import ActLayer
-from robact_bench.models.layers import Normalize, check_input, default_normalization, make_act
+from robact_bench.models.layers import make_act, normalizer
 from robact_bench.models.registry import MODELS
 
 
@@ -79,9 +79,7 @@ class ResNet18CIFAR(nn.Module):
         act_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        check_input(in_chans, img_size)
-        dm, ds = default_normalization(in_chans)
-        self.normalize = Normalize(mean or dm, std or ds)
+        self.normalize = normalizer(in_chans, img_size, mean, std)
         self.conv1 = nn.Conv2d(in_chans, 64, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.act1 = make_act(act_layer, 64, act_kwargs)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from robact_bench.activations import ActLayer
-from robact_bench.models.layers import Normalize, check_input, default_normalization, make_act
+from robact_bench.models.layers import make_act, normalizer
 from robact_bench.models.registry import MODELS
 
 # 'M' = 2x2 max-pool. Configuration D with only the first two pools kept.
@@ -59,9 +59,7 @@ class VGG16CIFAR(nn.Module):
         act_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        check_input(in_chans, img_size)
-        dm, ds = default_normalization(in_chans)
-        self.normalize = Normalize(mean or dm, std or ds)
+        self.normalize = normalizer(in_chans, img_size, mean, std)
         layers: list[nn.Module] = []
         cin = in_chans
         for v in _CFG:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from robact_bench.fileio import to_jsonable
+from robact_bench.registry import check_kwargs
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("onecycle", "none")
@@ -90,10 +91,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         """Build from a mapping; unknown keys are an error that lists the allowed ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown training config keys {unknown}; allowed: {sorted(known)}")
+        check_kwargs("training config", "TrainConfig", cls, data, error=ValueError)
         return cls(**dict(data))
 
     def with_recipe_defaults(self, **overrides: Any) -> TrainConfig:
