@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch import nn
 
 from robact_bench.registry import Registry, check_kwargs
@@ -109,15 +108,10 @@ def is_stochastic(model: nn.Module) -> bool:
     return any(bool(getattr(m, "stochastic", False)) for m in model.modules())
 
 
-def _register_torch_builtin(name: str, cls: type[nn.Module], aliases: tuple[str, ...] = ()) -> None:
-    ACTIVATIONS.add(name, cls, aliases=aliases)
-
-
-_register_torch_builtin("relu", nn.ReLU)
-_register_torch_builtin("lrelu", nn.LeakyReLU, aliases=("leaky_relu", "leakyrelu"))
-_register_torch_builtin("prelu", nn.PReLU)
-_register_torch_builtin("gelu", nn.GELU)
-_register_torch_builtin("silu", nn.SiLU, aliases=("swish",))
-_register_torch_builtin("elu", nn.ELU)
-
-del torch  # keep the namespace clean; torch is imported by the family modules
+# The baselines are torch's own modules.
+ACTIVATIONS.add("relu", nn.ReLU)
+ACTIVATIONS.add("lrelu", nn.LeakyReLU, aliases=("leaky_relu", "leakyrelu"))
+ACTIVATIONS.add("prelu", nn.PReLU)
+ACTIVATIONS.add("gelu", nn.GELU)
+ACTIVATIONS.add("silu", nn.SiLU, aliases=("swish",))
+ACTIVATIONS.add("elu", nn.ELU)

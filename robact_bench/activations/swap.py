@@ -26,13 +26,12 @@ SWAPPABLE_TYPES: tuple[type[nn.Module], ...] = (
 """torch activation types that :func:`swap_activations` replaces (with our own registered ones)."""
 
 
-def _is_activation(module: nn.Module) -> bool:
+def _activation_types() -> tuple[type[nn.Module], ...]:
+    """The activation types we replace: torch's and every class in our registry."""
     from robact_bench.activations import ACTIVATIONS
 
-    if isinstance(module, SWAPPABLE_TYPES):
-        return True
-    registered = tuple(obj for obj in (ACTIVATIONS.get(n) for n in ACTIVATIONS.list()) if isinstance(obj, type))
-    return isinstance(module, registered)
+    registered = (ACTIVATIONS.get(n) for n in ACTIVATIONS.list())
+    return SWAPPABLE_TYPES + tuple(obj for obj in registered if isinstance(obj, type))
 
 
 def _placement(module: nn.Module, parent: nn.Module) -> tuple[torch.device | None, torch.dtype | None]:
@@ -75,10 +74,11 @@ def swap_activations(model: nn.Module, name: ActLayer, **kwargs: Any) -> int:
     from robact_bench.activations import get_activation
 
     get_activation(name, **kwargs)  # validate name and arguments before touching the model
+    types = _activation_types()
     replaced: dict[int, nn.Module] = {}
     for parent in list(model.modules()):
         for child_name, child in list(parent.named_children()):
-            if not _is_activation(child):
+            if not isinstance(child, types):
                 continue
             new = replaced.get(id(child))
             if new is None:
