@@ -142,6 +142,8 @@ def test_drelu_forward_is_clamp_and_cap_gets_gradient():
     x = torch.tensor([[-1.0, 0.5, 4.0], [2.0, 1.0, -3.0]], requires_grad=True)
     y = act(x)
     assert torch.equal(y, x.detach().clamp(0, 1.5))
+    assert act.at_cap(x).tolist() == [[False, False, True], [True, False, False]]
+    assert act.saturation(x) == pytest.approx(2 / 6)
     y.sum().backward()
     # d/dm of sum(min(relu(x), m)) = number of entries above the cap, per neuron
     assert act.m.grad.tolist() == [1.0, 0.0, 1.0]

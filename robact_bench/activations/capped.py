@@ -94,11 +94,15 @@ class DReLU(LazyModuleMixin, nn.Module):
         return torch.minimum(torch.relu(x), self._cap(x))
 
     @torch.no_grad()
-    def saturation(self, x: torch.Tensor) -> float:
-        """Fraction of the entries of ``x`` (a pre-activation batch) that reach the cap."""
+    def at_cap(self, x: torch.Tensor) -> torch.Tensor:
+        """Boolean mask of the entries of ``x`` (a pre-activation batch) that reach the cap."""
         if self.has_uninitialized_params():
             raise RuntimeError("D-ReLU has no cap yet: run one forward pass first")
-        return float((x >= self._cap(x)).float().mean())
+        return x >= self._cap(x)
+
+    def saturation(self, x: torch.Tensor) -> float:
+        """Fraction of the entries of ``x`` (a pre-activation batch) that reach the cap."""
+        return float(self.at_cap(x).float().mean())
 
     def extra_repr(self) -> str:
         """Arguments shown by ``repr``."""

@@ -35,7 +35,7 @@ def drelu_saturation(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -
     def hook(i: int) -> Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
         def fn(mod: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             pre = inputs[0]
-            hits[i] += int((pre >= mod._cap(pre)).sum())
+            hits[i] += int(mod.at_cap(pre).sum())
             totals[i] += pre.numel()
             max_pre[i] = max(max_pre[i], float(pre.max()))
 
