@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 import time
 from collections.abc import Sequence
-from fractions import Fraction
 from pathlib import Path
+from typing import Any
+
+from robact_bench.parsing import parse_float
 
 EXIT_USAGE = 2
 
@@ -30,19 +31,33 @@ def parse_eps(text: str) -> float:
     Raises ``argparse.ArgumentTypeError`` (one line) for anything else, including values above 1,
     which are almost always 0..255 units (``--eps 8`` means ``8/255``).
     """
-    s = str(text).strip()
-    try:
-        value = float(Fraction(s)) if "/" in s else float(s)
-    except (ValueError, ZeroDivisionError, OverflowError):
-        raise argparse.ArgumentTypeError(
-            f"eps must be a number or a fraction such as 0.1 or 8/255; got {text!r}"
-        ) from None
-    if not math.isfinite(value) or value < 0:
+    value = parse_number(text, "eps")
+    if value < 0:
         raise argparse.ArgumentTypeError(f"eps must be a finite number >= 0; got {text!r}")
     if value > 1:
         raise argparse.ArgumentTypeError(
-            f"eps must be in [0, 1] (images are in [0, 1]); got {text!r}: for 0..255 units write {s}/255"
+            f"eps must be in [0, 1] (images are in [0, 1]); got {text!r}: "
+            f"for 0..255 units write {str(text).strip()}/255"
         )
+    return value
+
+
+def parse_number(text: str, name: str = "value") -> float:
+    """A finite number, written as a decimal or a fraction (``8/255``); one-line error otherwise."""
+    try:
+        return parse_float(text, name)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def nonnegative_int(text: str) -> int:
+    """Parse an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}")
     return value
 
 
@@ -68,6 +83,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     elif args.what == "models":
         for name in list_models():
             print(name)
+    elif args.what == "configs":
+        from robact_bench.training.config import list_configs, load_config_file
+
+        for name in list_configs():
+            print(f"{name:48s} {load_config_file(name)[0].get('description', '')}")
     else:
         for name in list_datasets():
             info = dataset_info(name)
@@ -109,6 +129,120 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(row))
     print(f"table: {table}")
     print(f"wall time: {elapsed:.1f} s")
+    return 0
+
+
+def _train_flag_type(base: type, optional: bool) -> Any:
+    def parse(text: str) -> Any:
+        if optional and text.strip().lower() in ("none", "null"):
+            return None
+        if base is int:
+            try:
+                return int(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
+        if base is float:
+            return parse_number(text)
+        return text
+
+    return parse
+
+
+def _add_train_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (``--trades-beta 6``), all optional overrides."""
+    from robact_bench.training.config import TrainConfig, train_field_kinds
+
+    group = parser.add_argument_group("training settings (override the config file; see TrainConfig)")
+    for name, (base, optional) in train_field_kinds().items():
+        if name == "seed":  # --seeds
+            continue
+        flag = "--" + name.replace("_", "-")
+        default = TrainConfig.__dataclass_fields__[name].default
+        if base is bool:
+            group.add_argument(flag, dest=f"train.{name}", action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS, help=f"(default {default})")  # fmt: skip
+        else:
+            metavar = "N" if base is int else ("X" if base is float else "NAME")
+            group.add_argument(flag, dest=f"train.{name}", type=_train_flag_type(base, optional), metavar=metavar,
+                               default=argparse.SUPPRESS, help=f"(default {default})")  # fmt: skip
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {"run": {}, "model": {}, "train": {}}
+    for key, value in vars(args).items():
+        if key.startswith("train."):
+            out["train"][key[len("train.") :]] = value
+    for key in ("name", "dataset", "n_train"):
+        if getattr(args, key, None) is not None:
+            out["run"][key] = getattr(args, key)
+    for key in ("arch", "act"):
+        if getattr(args, key, None) is not None:
+            out["model"][key] = getattr(args, key)
+    return out
+
+
+def _check_device(text: str) -> None:
+    """One-line error for a device this machine does not have (``cpu``, ``cuda``, ``cuda:N``)."""
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise CliError(f"--device must be cpu, cuda or cuda:N; got {text!r}") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0 or (dev.index or 0) >= n:
+            raise CliError(f"--device {text}: not available on this machine ({n} CUDA devices)")
+    elif dev.type != "cpu":
+        raise CliError(f"--device must be cpu, cuda or cuda:N; got {text!r}")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from robact_bench.training.config import load_config_file, resolve_run_config
+    from robact_bench.training.run import train_run
+
+    _check_device(args.device)
+    over = _overrides(args)
+    sources = [load_config_file(c) for c in args.config] if args.config else [({}, "command line")]
+    if len(sources) > 1 and "name" in over["run"]:
+        raise CliError("--name cannot be combined with several --config files (each names its own run)")
+    if not args.config and "arch" not in over["model"]:
+        raise CliError("give a config (-c FILE or a shipped name, see `robact-bench list configs`) or at least --arch")
+    if not args.config and "name" not in over["run"]:
+        model = over["model"]
+        over["run"]["name"] = f"{model['arch']}_{model.get('act', 'relu')}_{over['train'].get('recipe', 'standard')}"
+    runs = [resolve_run_config(data, overrides=over, source=src) for data, src in sources]
+    seeds = args.seeds
+    t0 = time.perf_counter()
+    for run in runs:
+        for seed in seeds if seeds is not None else [run.train.seed]:
+            res = train_run(run.with_seed(seed), args.out, resume=args.resume, device=args.device,
+                            progress=args.progress, data_root=args.data_root)  # fmt: skip
+            last = res.history[-1] if res.history else {}
+            summary = {
+                "run": run.name,
+                "seed": seed,
+                "dir": str(res.directory),
+                "epochs": len(res.history),
+                "val_acc": last.get("val_acc"),
+                "val_robust_acc": last.get("val_robust_acc"),
+                "train_seconds": round(res.train_seconds, 1),
+                "resumed_from_epoch": res.resumed_from,
+                "skipped": res.skipped,
+            }
+            print(json.dumps(summary))
+    print(f"wall time: {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from robact_bench.evaluation.runs import write_report
+
+    _check_device(args.device)
+    _, path = write_report(args.runs, eps=args.eps, steps=args.steps, n_examples=args.n_examples, seed=args.seed,
+                           device=args.device, data_root=args.data_root)  # fmt: skip
+    print(path.read_text(encoding="utf-8"), end="")
+    print(f"written: {path} and {path.with_suffix('.json')}")
     return 0
 
 
@@ -160,8 +294,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_run.set_defaults(func=_cmd_run)
 
-    p_list = sub.add_parser("list", parents=[common], help="list registered activations, models or datasets")
-    p_list.add_argument("what", choices=("activations", "models", "datasets"))
+    p_train = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train models from config files (shipped or yours), one per config and seed; resumable",
+        description=(
+            "Train one model per config and seed into <out>/<name>/seed<k>/ (config.yaml, history.csv, "
+            "train_state.safetensors after every epoch, model.safetensors + model.json at the end). "
+            "Settings: TrainConfig defaults < the recipe's defaults for the dataset < the config file < flags."
+        ),
+    )
+    p_train.add_argument("-c", "--config", action="append", metavar="FILE",
+                         help="a YAML config file or the name of a shipped config (repeatable)")  # fmt: skip
+    p_train.add_argument("--seeds", type=nonnegative_int, nargs="+", default=None, metavar="S",
+                         help="train one model per seed (default: the config's seed)")  # fmt: skip
+    p_train.add_argument("--out", default="runs", help="output root (default: runs)")
+    p_train.add_argument("--resume", action="store_true",
+                         help="continue interrupted runs from their last finished epoch; keep finished ones")
+    p_train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p_train.add_argument("--data-root", default=None, help="on-disk datasets folder (default $ROBACT_DATA or ./data)")
+    p_train.add_argument("--name", default=None, help="run name (output folder)")
+    p_train.add_argument("--dataset", default=None, help="dataset (see `robact-bench list datasets`)")
+    p_train.add_argument("--n-train", type=positive_int, default=None, help="use only N class-balanced training images")
+    p_train.add_argument("--arch", default=None, help="architecture (see `robact-bench list models`)")
+    p_train.add_argument("--act", default=None, help="activation (see `robact-bench list activations`)")
+    p_train.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="show progress bars (default: on)"
+    )
+    _add_train_flags(p_train)
+    p_train.set_defaults(func=_cmd_train)
+
+    p_report = sub.add_parser(
+        "report",
+        parents=[common],
+        help="clean and PGD accuracy (test split) of every trained run under a folder, mean ± std over seeds",
+        description="Evaluate every <name>/seed<k>/ run under RUNS on its test split; write RUNS/report.md and .json.",
+    )
+    p_report.add_argument("runs", help="the --out folder of `robact-bench train`")
+    p_report.add_argument("--eps", type=parse_eps, required=True, help="Linf radius, e.g. 0.1 or 8/255")
+    p_report.add_argument("--steps", type=positive_int, default=20, help="PGD steps (default 20)")
+    p_report.add_argument("--n-examples", type=positive_int, default=None, help="test points (default: all)")
+    p_report.add_argument("--seed", type=nonnegative_int, default=0, help="attack seed (default 0)")
+    p_report.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p_report.add_argument("--data-root", default=None, help="folder of on-disk datasets")
+    p_report.set_defaults(func=_cmd_report)
+
+    p_list = sub.add_parser(
+        "list", parents=[common], help="list registered activations, models, datasets or shipped configs"
+    )
+    p_list.add_argument("what", choices=("activations", "models", "datasets", "configs"))
     p_list.set_defaults(func=_cmd_list)
     return parser
 

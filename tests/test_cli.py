@@ -44,6 +44,10 @@ def test_list_commands(capsys):
     assert "lenet5" in capsys.readouterr().out.split()
     assert main(["list", "datasets"]) == 0
     assert "mnist5k" in capsys.readouterr().out
+    assert main(["list", "configs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 16
+    assert any(line.startswith("brelu_paper_resnet18_cifar10_pgd7_adamw_onecycle ") for line in lines)
 
 
 @pytest.mark.parametrize(
@@ -54,6 +58,11 @@ def test_list_commands(capsys):
         (["run", "--seed", "two"], "invalid int value"),
         (["list", "weights"], "invalid choice"),
         (["fly"], "invalid choice"),
+        (["report", "/nonexistent", "--eps", "0.1"], "no finished runs"),
+        (["report", ".", "--eps", "8"], "write 8/255"),
+        (["train", "--arch", "mlp2", "--seeds", "-1"], "expected an integer >= 0"),
+        (["train", "--device", "cuda:99", "--arch", "mlp2"], "cuda:99: not available on this machine"),
+        (["train", "--device", "tpu", "--arch", "mlp2"], "--device must be cpu, cuda or cuda:N"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args, match):
@@ -66,7 +75,7 @@ def test_bad_input_is_one_line_and_exit_code_2(args, match):
 
 
 def test_help_on_every_command():
-    for args in (["--help"], ["run", "--help"], ["list", "--help"]):
+    for args in (["--help"], ["run", "--help"], ["list", "--help"], ["train", "--help"], ["report", "--help"]):
         res = _cli(*args)
         assert res.returncode == 0 and "usage: robact-bench" in res.stdout
 

@@ -79,7 +79,7 @@ def test_drelu_caps_are_pulled_down_and_skip_weight_decay(digits):
     spec = ModelSpec("mlp2", "relu", arch_kwargs={"img_size": 8, "hidden": [32, 32]}, drelu_head=16)
     torch.manual_seed(0)
     model = spec.build()
-    cfg = TrainConfig("drelu", epochs=2).with_recipe_defaults(drelu_lambda=0.01, drelu_lr=0.5, weight_decay=0.1)
+    cfg = TrainConfig("drelu", epochs=2, optimizer="adam", drelu_lambda=0.01, drelu_lr=0.5, weight_decay=0.1)
     opt = build_optimizer(model, cfg)
     cap_group = [g for g in opt.param_groups if any(p is drelu_modules(model)[0].m for p in g["params"])]
     assert cap_group[0]["lr"] == 0.5 and cap_group[0]["weight_decay"] == 0.0
@@ -96,12 +96,23 @@ def test_drelu_caps_are_pulled_down_and_skip_weight_decay(digits):
     [
         ({"recipe": "trades2"}, "unknown recipe 'trades2'"),
         ({"eps": 8}, r"eps must be in \[0, 1\].*8/255"),
-        ({"eps": -0.1}, "eps must be a finite number >= 0"),
+        ({"eps": -0.1}, r"eps must be in \[0, 1\]; got -0.1"),
+        ({"step_size": 2}, r"step_size must be in \[0, 1\].*2/255"),
         ({"steps": -1}, "steps must be an integer >= 0"),
-        ({"drelu_lambda": -1e-3}, "drelu_lambda must be a finite number >= 0"),
+        ({"drelu_lambda": -1e-3}, r"drelu_lambda must be in \[0, inf\); got -0.001"),
+        ({"trades_beta": -1.0}, r"trades_beta must be in \[0, inf\)"),
         ({"optimizer": "lion"}, "optimizer must be one of adamw, adam, sgd"),
+        ({"scheduler": "cosine"}, "scheduler must be one of onecycle, plateau, none"),
         ({"epochs": 0}, "epochs must be an integer >= 1"),
+        ({"epochs": 2.5}, "epochs must be an integer >= 1"),
         ({"clean_weight": 1.5}, r"clean_weight must be in \[0, 1\]"),
+        ({"lr": 0.0}, r"lr must be in \(0, inf\)"),
+        ({"val_fraction": 1.0}, r"val_fraction must be in \[0, 1\)"),
+        ({"hybrid_p": 1.0}, r"hybrid_p must be in \(1, inf\)"),
+        ({"eps": float("nan")}, "eps must be a finite number"),
+        ({"val_robust": "yes"}, "val_robust must be true or false"),
+        ({"scheduler": "plateau", "val_fraction": 0.0}, "scheduler plateau needs a validation split"),
+        ({"early_stopping_patience": 0}, "early_stopping_patience must be an integer >= 1"),
     ],
 )
 def test_train_config_rejects_bad_values(kwargs, match):
@@ -111,8 +122,11 @@ def test_train_config_rejects_bad_values(kwargs, match):
 
 def test_train_config_from_dict_rejects_unknown_keys():
     assert TrainConfig.from_dict({"recipe": "pgd_at", "eps": 0.3}).eps == 0.3
-    with pytest.raises(ValueError, match=r"training config 'TrainConfig' does not take lr_max; it takes: recipe"):
+    assert TrainConfig.from_dict({"recipe": "pgd_at", "eps": "8/255"}).eps == 8 / 255
+    with pytest.raises(ValueError, match=r"training config 'train' does not take lr_max; it takes: recipe"):
         TrainConfig.from_dict({"lr_max": 0.1})
+    with pytest.raises(ValueError, match=r"eps must be a number or a fraction such as 0.1 or 8/255; got '8/x'"):
+        TrainConfig.from_dict({"eps": "8/x"})
 
 
 def test_losses_are_pure_cross_entropy_on_logits(digits_relu, digits):

@@ -31,6 +31,7 @@ def pgd_linf(
     random_start: bool = True,
     loss_fn: LossFn | None = None,
     generator: torch.Generator | None = None,
+    x_init: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """L-inf projected gradient ascent on ``loss_fn(model(x'), y)``; returns ``x'`` (detached).
 
@@ -44,6 +45,8 @@ def pgd_linf(
         random_start: Start from a uniform point in the eps-ball (Madry et al.).
         loss_fn: ``loss_fn(logits, y) -> scalar`` to maximize; default summed cross-entropy.
         generator: Optional RNG for the random start.
+        x_init: Explicit starting point (projected onto the eps-ball and [0, 1]); replaces the
+            random start (TRADES starts at ``x + 0.001 * N(0, 1)``).
 
     Returns:
         Adversarial images with ``||x' - x||_inf <= eps`` and ``0 <= x' <= 1``.
@@ -54,7 +57,9 @@ def pgd_linf(
     loss_fn = loss_fn or (lambda logits, t: F.cross_entropy(logits, t, reduction="sum"))
     x = x.detach()
     x_adv = x.clone()
-    if random_start and eps > 0:
+    if x_init is not None:
+        x_adv = torch.min(torch.max(x_init.detach(), x - eps), x + eps).clamp_(0.0, 1.0)
+    elif random_start and eps > 0:
         noise = torch.empty_like(x).uniform_(-eps, eps, generator=generator)
         x_adv = (x + noise).clamp_(0.0, 1.0)
     for _ in range(steps):

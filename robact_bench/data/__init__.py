@@ -24,6 +24,7 @@ __all__ = [
     "dataset_info",
     "list_datasets",
     "load_dataset",
+    "validation_split",
 ]
 
 Loader = Callable[[str, Path], tuple[torch.Tensor, torch.Tensor]]
@@ -126,6 +127,31 @@ def balanced_subset(y: torch.Tensor, n: int) -> torch.Tensor:
         rank[idx] = torch.arange(len(idx))
     order = sorted(range(len(y)), key=lambda i: (int(rank[i]), int(y[i]), i))
     return torch.tensor(order[:n], dtype=torch.long)
+
+
+VAL_SPLIT_SEED = 0
+
+
+def validation_split(y: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split training indices into ``(train, validation)``, class-stratified.
+
+    Within each class a fixed permutation (seed ``VAL_SPLIT_SEED``, independent of the
+    training seed) puts ``round(fraction * n_class)`` images in the validation split, so every
+    seed of a run and every recipe validate on the same images. Carve it from the *training*
+    split only: the test set is for the final evaluation.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1); got {fraction}")
+    gen = torch.Generator().manual_seed(VAL_SPLIT_SEED)
+    val_parts = []
+    for c in torch.unique(y):
+        idx = torch.nonzero(y == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        val_parts.append(idx[: round(fraction * len(idx))])
+    val = torch.sort(torch.cat(val_parts)).values if val_parts else torch.empty(0, dtype=torch.long)
+    keep = torch.ones(len(y), dtype=torch.bool)
+    keep[val] = False
+    return torch.nonzero(keep).flatten(), val
 
 
 from robact_bench.data import disk, embedded  # noqa: E402,F401  (registers the datasets)

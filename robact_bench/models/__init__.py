@@ -17,11 +17,11 @@ from torch import nn
 from robact_bench.activations import ActLayer, get_activation
 from robact_bench.fileio import to_jsonable
 from robact_bench.models import lenet, mlp, resnet, vgg  # noqa: F401  (registers architectures)
-from robact_bench.models.heads import with_drelu_head
+from robact_bench.models.heads import has_rbf_output, with_drelu_head, with_rbf_output
 from robact_bench.models.registry import MODELS
 from robact_bench.registry import check_kwargs
 
-__all__ = ["MODELS", "ModelSpec", "create_model", "list_models", "with_drelu_head"]
+__all__ = ["MODELS", "ModelSpec", "create_model", "has_rbf_output", "list_models", "with_drelu_head", "with_rbf_output"]
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -81,6 +81,9 @@ class ModelSpec:
         drelu_head: Width of a D-ReLU head before the output layer (:func:`with_drelu_head`),
             or ``None`` for no head.
         drelu_head_m_init: Initial cap of the head's D-ReLU units.
+        rbf_output: End the model with the symmetric-activation paper's final 1-D RBF layer
+            (:func:`with_rbf_output`; the model then returns log-confidences ``-z^2``), which
+            the ``saf`` recipe's hybrid loss needs.
 
     """
 
@@ -91,6 +94,7 @@ class ModelSpec:
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     drelu_head: int | None = None
     drelu_head_m_init: float = 100.0
+    rbf_output: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch", MODELS.resolve(self.arch))
@@ -101,6 +105,8 @@ class ModelSpec:
         object.__setattr__(self, "arch_kwargs", _jsonable("arch_kwargs", self.arch_kwargs))
         if "act_kwargs" in self.arch_kwargs or "act_layer" in self.arch_kwargs:
             raise ValueError("give the activation as ModelSpec.act / act_kwargs, not in arch_kwargs")
+        if not isinstance(self.rbf_output, bool):
+            raise ValueError(f"rbf_output must be true or false; got {self.rbf_output!r}")
 
     def build(self) -> nn.Module:
         """Create the model (fresh weights)."""
@@ -113,6 +119,8 @@ class ModelSpec:
         )
         if self.drelu_head is not None:
             with_drelu_head(model, self.drelu_head, m_init=self.drelu_head_m_init)
+        if self.rbf_output:
+            with_rbf_output(model)
         return model
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,4 +141,5 @@ class ModelSpec:
         """Short human-readable description, e.g. ``lenet5 / brelu``."""
         act = self.act + (f"({self.act_kwargs})" if self.act_kwargs else "")
         head = f" + D-ReLU head({self.drelu_head})" if self.drelu_head is not None else ""
-        return f"{self.arch} / {act}{head}"
+        rbf = " + RBF output" if self.rbf_output else ""
+        return f"{self.arch} / {act}{head}{rbf}"

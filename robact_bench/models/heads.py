@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from robact_bench.activations.capped import DReLU
 
 
-def _output_layer(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
-    """Return (parent, attribute name, layer) of the model's output ``nn.Linear``.
+def _output_module(model: nn.Module) -> tuple[nn.Module, str, nn.Module]:
+    """Return (parent, attribute name, module) of the model's output layer.
 
     Uses ``model.classifier_name`` when the model names its output layer (ours and timm's
     convention), else the last ``nn.Linear`` in module order.
@@ -17,15 +18,20 @@ def _output_layer(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
     if name is None:
         linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
         if not linears:
-            raise ValueError("model has no nn.Linear output layer to put a D-ReLU head before")
+            raise ValueError("model has no nn.Linear output layer")
         name = linears[-1]
     parent: nn.Module = model
     *path, attr = name.split(".")
     for part in path:
         parent = getattr(parent, part)
-    layer = getattr(parent, attr, None)
+    return parent, attr, getattr(parent, attr)
+
+
+def _output_layer(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
+    """Like :func:`_output_module`, but the output layer must be a plain ``nn.Linear``."""
+    parent, attr, layer = _output_module(model)
     if not isinstance(layer, nn.Linear):
-        raise ValueError(f"the output layer {name!r} is a {type(layer).__name__}, not nn.Linear")
+        raise ValueError(f"the output layer {attr!r} is a {type(layer).__name__}, not nn.Linear")
     return parent, attr, layer
 
 
@@ -54,4 +60,45 @@ def with_drelu_head(model: nn.Module, width: int | None = None, m_init: float = 
         nn.Linear(width, out.out_features),
     ).to(device=out.weight.device, dtype=out.weight.dtype)
     setattr(parent, attr, head)
+    return model
+
+
+class RBFOutput(nn.Module):
+    """The symmetric-activation paper's final 1-D RBF layer, returned as log-confidences.
+
+    *Suppressing the Unusual* (Zhao and Griffin, Section 4) puts a 1-D RBF ``y_i = exp(-z_i^2)``
+    after the last fully connected layer, so every class confidence is in (0, 1] and an input
+    far from the training data gets low confidence in *every* class. The model contract asks for
+    logits, so this layer returns ``log y_i = -z_i^2``: ``exp`` of the output is the paper's
+    confidence vector, ``argmax`` is unchanged, and ``cross_entropy`` on the output is exactly the
+    first term of the paper's hybrid loss, ``-ln(y_l / sum_i y_i)``.
+    """
+
+    stochastic = False
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Return ``-z^2`` (the log of the RBF confidences ``exp(-z^2)``)."""
+        return -(z * z)
+
+
+def has_rbf_output(model: nn.Module) -> bool:
+    """True when ``model``'s output passes through :class:`RBFOutput` (see :func:`with_rbf_output`)."""
+    return any(isinstance(m, RBFOutput) for m in model.modules())
+
+
+def with_rbf_output(model: nn.Module) -> nn.Module:
+    """Append the final 1-D RBF layer (:class:`RBFOutput`) after the output layer, in place.
+
+    Args:
+        model: A model with an output layer (see :func:`_output_module`), which may already be
+            a D-ReLU head.
+
+    Returns:
+        The same model object; ``exp(model(x))`` are the paper's confidences in (0, 1].
+
+    """
+    if has_rbf_output(model):
+        raise ValueError("the model already has an RBF output layer")
+    parent, attr, out = _output_module(model)
+    setattr(parent, attr, nn.Sequential(out, RBFOutput()))
     return model

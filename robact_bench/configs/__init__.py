@@ -1,0 +1,1 @@
+"""Training configs shipped with the package (YAML; ``robact-bench list configs``)."""
