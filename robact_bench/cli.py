@@ -152,7 +152,11 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field (``--trades-beta 6``), all optional overrides."""
     from robact_bench.training.config import TrainConfig, train_field_kinds
 
-    group = parser.add_argument_group("training settings (override the config file; see TrainConfig)")
+    group = parser.add_argument_group(
+        "training settings",
+        "override the config file, which overrides the recipe's defaults for the dataset, which override "
+        "TrainConfig's defaults (shown)",
+    )
     for name, (base, optional) in train_field_kinds().items():
         if name == "seed":  # --seeds
             continue
@@ -160,11 +164,11 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
         default = TrainConfig.__dataclass_fields__[name].default
         if base is bool:
             group.add_argument(flag, dest=f"train.{name}", action=argparse.BooleanOptionalAction,
-                               default=argparse.SUPPRESS, help=f"(default {default})")  # fmt: skip
+                               default=argparse.SUPPRESS, help=f"TrainConfig default: {default}")  # fmt: skip
         else:
             metavar = "N" if base is int else ("X" if base is float else "NAME")
             group.add_argument(flag, dest=f"train.{name}", type=_train_flag_type(base, optional), metavar=metavar,
-                               default=argparse.SUPPRESS, help=f"(default {default})")  # fmt: skip
+                               default=argparse.SUPPRESS, help=f"TrainConfig default: {default}")  # fmt: skip
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -230,7 +234,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "resumed_from_epoch": res.resumed_from,
                 "skipped": res.skipped,
             }
-            print(json.dumps(summary))
+            print(json.dumps(summary), flush=True)
     print(f"wall time: {time.perf_counter() - t0:.1f} s")
     return 0
 

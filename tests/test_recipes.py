@@ -91,7 +91,7 @@ def test_trades_loss_is_ce_plus_beta_batchmean_kl(mnist):
     p_clean = F.softmax(logits, 1)
     kl = (p_clean * (p_clean.log() - F.log_softmax(model(x_adv), 1))).sum(1).mean()
     assert float(kl.detach()) > 0
-    assert float(total) == pytest.approx(float(F.cross_entropy(logits, yb) + 6.0 * kl), rel=1e-5)
+    assert float(total.detach()) == pytest.approx(float((F.cross_entropy(logits, yb) + 6.0 * kl).detach()), rel=1e-5)
 
 
 def test_drelu_penalty_lowers_the_caps_and_without_it_they_stay(mnist):

@@ -18,7 +18,7 @@ from robact_bench.training.config import TrainConfig, list_configs, load_config_
 from robact_bench.training.loop import train_model
 from robact_bench.training.recipes import RECIPES
 from robact_bench.training.run import train_run
-from robact_bench.training.state import peek_epoch
+from robact_bench.training.state import state_header
 
 DIGITS_MLP = {"arch": "mlp2", "arch_kwargs": {"hidden": [32, 32]}}
 
@@ -229,7 +229,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(recipe, act, extra, digit
 
 def test_sigkill_during_training_then_resume_gives_the_same_weights(tmp_path):
     """A real ``robact-bench train`` process is killed mid-run; ``--resume`` finishes it."""
-    args = ["train", "-c", "mnist5k_lenet5_brelu_pgd_at", "--n-train", "1000", "--epochs", "4", "--no-progress"]
+    args = ["train", "-c", "mnist5k_lenet5_brelu_pgd_at", "--n-train", "600", "--epochs", "3", "--no-progress"]
     ref = _cli(*args, "--out", str(tmp_path / "ref"))
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "killed"
@@ -243,20 +243,40 @@ def test_sigkill_during_training_then_resume_gives_the_same_weights(tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not (run_dir / "model.json").exists()  # killed before the end
-    assert peek_epoch(run_dir / "train_state.safetensors") >= 1  # the state file left behind is complete
+    assert state_header(run_dir / "train_state.safetensors")["epoch"] >= 1  # the state left behind is complete
     refused = _cli(*args, "--out", str(out))
     assert refused.returncode == 2 and "pass --resume to continue it" in refused.stderr
     res = _cli(*args, "--out", str(out), "--resume")
     assert res.returncode == 0, res.stderr
     summary = json.loads(next(x for x in res.stdout.splitlines() if x.startswith("{")))
-    assert 1 <= summary["resumed_from_epoch"] < 4 and summary["epochs"] == 4
+    assert 1 <= summary["resumed_from_epoch"] < 3 and summary["epochs"] == 3
     _assert_same_weights(_weights(run_dir), _weights(tmp_path / "ref" / "mnist5k_lenet5_brelu_pgd_at" / "seed0"))
-    assert len((run_dir / "history.csv").read_text().splitlines()) == 5
+    assert len((run_dir / "history.csv").read_text().splitlines()) == 4
 
 
-def test_train_run_refuses_a_changed_config_on_resume(tmp_path):
-    data = {"name": "r", "dataset": "digits", "model": DIGITS_MLP, "train": {"epochs": 1}}
-    train_run(resolve_run_config(data), tmp_path, progress=False)
-    changed = resolve_run_config({**data, "train": {"epochs": 2}})
+def test_train_run_refuses_a_changed_config_on_resume(tmp_path, monkeypatch):
+    import robact_bench.training.run as run_module
+
+    data = {"name": "r", "dataset": "digits", "model": DIGITS_MLP, "train": {"epochs": 2}}
+    run = resolve_run_config(data)
+    changed = resolve_run_config({**data, "train": {"epochs": 3}})
+    config_yaml = tmp_path / "r" / "seed0" / "config.yaml"
+
+    class Crash(Exception):
+        pass
+
+    def crash(history):
+        raise Crash
+
+    real = run_module.train_model
+    monkeypatch.setattr(run_module, "train_model", lambda *a, **kw: real(*a, **{**kw, "on_epoch_end": crash}))
+    with pytest.raises(Crash):  # an unfinished run: it dies after epoch 1
+        train_run(run, tmp_path, progress=False)
+    monkeypatch.undo()
+    before = config_yaml.read_bytes()
+    with pytest.raises(ValueError, match="unfinished run with a different config"):
+        train_run(changed, tmp_path, resume=True, progress=False)
+    assert config_yaml.read_bytes() == before  # the refused call rewrote nothing
+    assert len(train_run(run, tmp_path, resume=True, progress=False).history) == 2
     with pytest.raises(ValueError, match="finished run with a different config"):
         train_run(changed, tmp_path, resume=True, progress=False)

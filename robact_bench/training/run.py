@@ -31,7 +31,7 @@ from robact_bench.fileio import atomic_write_text, read_json
 from robact_bench.models.checkpoint import checkpoint_paths, save_checkpoint
 from robact_bench.training.config import RunConfig
 from robact_bench.training.loop import train_model
-from robact_bench.training.state import peek_epoch
+from robact_bench.training.state import state_header
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,14 @@ def train_run(
             raise ValueError(f"{directory} holds a finished run with a different config; use another --out")
         log.info("%s: already finished, skipped", directory)
         return RunResult(run, directory, meta.get("history", []), float(meta.get("train_seconds", 0.0)), skipped=True)
-    if state_path.is_file() and not resume:
-        raise ValueError(f"{directory} holds an unfinished run: pass --resume to continue it, or use another --out")
+    resumed_from = 0
+    if state_path.is_file():
+        if not resume:
+            raise ValueError(f"{directory} holds an unfinished run: pass --resume to continue it, or use another --out")
+        header = state_header(state_path)
+        if header["fingerprint"] != run.fingerprint():
+            raise ValueError(f"{directory} holds an unfinished run with a different config; use another --out")
+        resumed_from = int(header["epoch"])
 
     import yaml
 
@@ -141,7 +147,6 @@ def train_run(
     train, val = _load_data(run, data_root)
     torch.manual_seed(run.train.seed)
     model = run.model.build().to(device)
-    resumed_from = peek_epoch(state_path) if resume and state_path.is_file() else 0
     t0 = time.perf_counter()
     history = train_model(
         model, *train, run.train, val=val, progress=progress, desc=f"{run.name} seed {run.train.seed}",

@@ -26,7 +26,7 @@ from robact_bench.fileio import atomic_write_bytes
 
 FORMAT = "robact_bench.train_state/1"
 
-__all__ = ["FORMAT", "TrainState", "load_train_state", "peek_epoch", "save_train_state"]
+__all__ = ["FORMAT", "TrainState", "load_train_state", "save_train_state", "state_header"]
 
 
 @dataclass
@@ -111,9 +111,9 @@ def _read(path: Path, *, with_tensors: bool) -> tuple[dict[str, Any], dict[str, 
     return json.loads(header["state"]), tensors
 
 
-def peek_epoch(path: str | os.PathLike[str]) -> int:
-    """The last finished epoch recorded in a training-state file (reads only its header)."""
-    return int(_read(Path(path), with_tensors=False)[0]["epoch"])
+def state_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A training-state file's JSON metadata (``epoch``, ``fingerprint``, ``history``...), tensors unread."""
+    return _read(Path(path), with_tensors=False)[0]
 
 
 def load_train_state(
