@@ -50,26 +50,24 @@ def parse_number(text: str, name: str = "value") -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def nonnegative_int(text: str) -> int:
-    """Parse an integer >= 0."""
+def _int_at_least(low: int, text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}")
+        value = low - 1
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}; got {text!r}")
     return value
+
+
+def nonnegative_int(text: str) -> int:
+    """Parse an integer >= 0."""
+    return _int_at_least(0, text)
 
 
 def positive_int(text: str) -> int:
     """Parse an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
-    return value
+    return _int_at_least(1, text)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

@@ -46,7 +46,7 @@ def test_list_commands(capsys):
     assert "mnist5k" in capsys.readouterr().out
     assert main(["list", "configs"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 16
+    assert len(lines) == 17
     assert any(line.startswith("brelu_paper_resnet18_cifar10_pgd7_adamw_onecycle ") for line in lines)
 
 

@@ -30,7 +30,7 @@ from robact_bench.activations import is_stochastic
 from robact_bench.attacks.torchattacks import torchattacks_attack
 from robact_bench.data import balanced_subset, load_dataset
 from robact_bench.evaluation.stochastic import fraction, score
-from robact_bench.fileio import atomic_write_json, atomic_write_text, read_json
+from robact_bench.fileio import atomic_write_json, atomic_write_text
 from robact_bench.models.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,3 @@ def write_report(
     )
     return scores, root / "report.md"
 
-
-def read_report(root: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``report.json`` written by :func:`write_report`."""
-    return read_json(Path(root) / "report.json")
