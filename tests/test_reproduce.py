@@ -1,6 +1,8 @@
 """Golden numbers: the main job reproduces the committed leaderboard exactly (slow: ~8 min).
 
-Run with ``tox -e slow`` (or ``pytest -m slow``).
+Run with ``tox -e slow`` (or ``pytest -m slow``). Exact on a CPU like the one that produced the
+committed files: another CPU rounds floats differently, and training drifts (see the README's
+Determinism section).
 """
 
 import json
