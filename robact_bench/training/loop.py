@@ -218,7 +218,6 @@ def train_model(
             t1 = time.perf_counter()
             row.update(validate(model, *val, cfg))
             row["val_seconds"] = time.perf_counter() - t1
-            model.train()
             bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k in ("loss", "val_acc", "val_robust_acc")})
             _after_validation(row, cfg, sched, state)
         bar.close()

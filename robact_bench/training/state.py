@@ -138,7 +138,6 @@ def load_train_state(
             f"{p}: this run was started with a different config; resume it with the same config "
             "or train into another --out"
         )
-    device = next(model.parameters()).device
     model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
@@ -159,7 +158,6 @@ def load_train_state(
             torch.cuda.set_rng_state_all(cuda)
     for name, gen in _module_generators(model).items():
         gen.set_state(tensors[f"rng.module.{name}"])
-    model.to(device)
     return TrainState(
         epoch=int(meta["epoch"]),
         history=list(meta["history"]),
