@@ -6,6 +6,7 @@ Public API::
     create_model, list_models, with_drelu_head, ModelSpec
     load_dataset, list_datasets
     save_checkpoint, load_checkpoint
+    evaluate, list_suites, EvalResult
 """
 
 from __future__ import annotations
@@ -17,22 +18,28 @@ from robact_bench.activations import (
     list_activations,
     swap_activations,
 )
+from robact_bench.attacks.suites import list_suites
 from robact_bench.data import list_datasets, load_dataset
+from robact_bench.evaluation.engine import evaluate
+from robact_bench.evaluation.result import EvalResult
 from robact_bench.models import ModelSpec, create_model, list_models, with_drelu_head
 from robact_bench.models.checkpoint import load_checkpoint, save_checkpoint
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EvalResult",
     "ModelSpec",
     "__version__",
     "create_model",
     "drelu_penalty",
+    "evaluate",
     "get_activation",
     "is_stochastic",
     "list_activations",
     "list_datasets",
     "list_models",
+    "list_suites",
     "load_checkpoint",
     "load_dataset",
     "save_checkpoint",

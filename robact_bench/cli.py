@@ -81,6 +81,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     elif args.what == "models":
         for name in list_models():
             print(name)
+    elif args.what == "suites":
+        from robact_bench.attacks.suites import get_suite, list_suites
+
+        for name in list_suites():
+            print(f"{name:12s} {get_suite(name).description}")
     elif args.what == "configs":
         from robact_bench.training.config import list_configs, load_config_file
 
@@ -107,10 +112,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         entries = default_entries(eps=args.eps)
         n_examples, n_train = args.n_examples or 50, None
     eval_cfg = EvalConfig(
+        suite="basic",
         eps=args.eps,
         n_examples=n_examples,
         seed=args.seed,
-        autoattack_attacks=("apgd-ce",) if quick else None,
+        attacks=("pgd7_reported", "pgd20", "apgd-ce") if quick else None,
     )
     t0 = time.perf_counter()
     results, table = run_job(
@@ -248,6 +254,73 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_paths(args: argparse.Namespace, run_dir: Path) -> tuple[Path, Path]:
+    if args.out is not None:
+        out = Path(args.out)
+    else:
+        eps = f"{args.eps:.6g}".replace("/", "_")
+        out = run_dir / "eval" / f"{args.suite}_{args.norm}_eps{eps}_seed{args.seed}.json"
+    return out, out.with_name(out.stem + ".state.json")
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from robact_bench.attacks.suites import get_suite
+    from robact_bench.data import load_dataset
+    from robact_bench.evaluation.config import EvalConfig
+    from robact_bench.evaluation.engine import run_evaluation
+    from robact_bench.fileio import atomic_write_json
+    from robact_bench.models.checkpoint import load_checkpoint
+
+    _check_device(args.device)
+    get_suite(args.suite)  # unknown suite: one line with the closest names, before loading anything
+    ckpt = Path(args.checkpoint)
+    meta_path = ckpt / "model.json" if ckpt.is_dir() else ckpt
+    if not meta_path.is_file():
+        raise CliError(f"--checkpoint {ckpt}: no model.json there (give a run folder or its model.json)")
+    cfg = EvalConfig(
+        suite=args.suite, eps=args.eps, norm=args.norm, n_examples=args.n_examples, seed=args.seed,
+        eot_iter=args.eot_iter, passes=args.passes, eot_mode=args.eot_mode, batch_size=args.batch_size,
+        attacks=tuple(args.attacks) if args.attacks else None, sweeps=args.sweeps,
+        sweep_eps=tuple(args.sweep_eps) if args.sweep_eps else None,
+        sweep_steps=tuple(args.sweep_steps) if args.sweep_steps else None,
+    )  # fmt: skip
+    model, spec, meta = load_checkpoint(meta_path, device=args.device)
+    training = meta.get("training", {})
+    dataset = args.dataset or training.get("dataset")
+    if not dataset:
+        raise CliError(f"{meta_path}: no dataset recorded; give --dataset")
+    x, y = load_dataset(dataset, args.split, root=args.data_root)
+    out, state = _eval_paths(args, meta_path.parent)
+    if out.exists() and not args.resume and not args.overwrite:
+        raise CliError(f"{out} exists: pass --overwrite to replace it (or --out elsewhere)")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    name = str(training.get("name", meta_path.parent.parent.name if meta_path.parent.name.startswith("seed") else
+                                meta_path.parent.name))  # fmt: skip
+    result = run_evaluation(
+        model, x, y, cfg, model_name=name, dataset=dataset, split=args.split, spec=spec.to_dict(),
+        training={k: v for k, v in training.items() if k != "history"}, progress=args.progress,
+        state_path=str(state), resume=args.resume,
+    )  # fmt: skip
+    atomic_write_json(out, result.to_dict())
+    state.unlink(missing_ok=True)
+    summary: dict[str, Any] = {
+        "model": name, "suite": result.suite, "n": result.n_examples, "eps": result.eps, "norm": result.threat_model,
+        "stochastic": result.stochastic, "passes": result.passes, "clean": result.clean_acc,
+        "robust": result.robust_acc, "autoattack": result.autoattack_acc,
+        "per_attack": {a.name: a.accuracy for a in result.attacks},
+    }  # fmt: skip
+    if result.skipped:
+        summary["skipped"] = {s["name"]: s["reason"] for s in result.skipped}
+    for sw in result.sweeps:
+        summary[f"sweep_{sw['kind']}"] = dict(zip(map(str, sw.get("values", [])), sw.get("accuracy", []), strict=True))
+    print(json.dumps(summary))
+    print(f"written: {out}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``robact-bench <cmd>: error: ... (see --help)``, exit 2."""
 
@@ -341,10 +414,56 @@ def build_parser() -> argparse.ArgumentParser:
     p_report.add_argument("--data-root", default=None, help="folder of on-disk datasets")
     p_report.set_defaults(func=_cmd_report)
 
-    p_list = sub.add_parser(
-        "list", parents=[common], help="list registered activations, models, datasets or shipped configs"
+    p_eval = sub.add_parser(
+        "eval",
+        parents=[common],
+        help="evaluate a checkpoint with a named attack suite (AutoAttack, torchattacks, ART; EOT; resumable)",
+        description=(
+            "Evaluate a trained model (a run folder with model.json + model.safetensors; the architecture comes "
+            "from our registry, weights from safetensors) on its dataset's test split with an attack suite "
+            "(see `robact-bench list suites`). Writes DIR/eval/<suite>_<norm>_eps<eps>_seed<seed>.json; finished "
+            "attacks are saved as they finish, and --resume continues after an interruption."
+        ),
     )
-    p_list.add_argument("what", choices=("activations", "models", "datasets", "configs"))
+    p_eval.add_argument("--checkpoint", required=True, metavar="DIR", help="run folder (or its model.json)")
+    p_eval.add_argument("--suite", default="standard", help="attack suite (default: standard)")
+    p_eval.add_argument("--n-examples", type=positive_int, default=1000,
+                        help="class-balanced test points (default 1000)")  # fmt: skip
+    p_eval.add_argument("--eps", type=parse_number, default=8 / 255,
+                        help="radius: Linf in [0, 1] (e.g. 8/255, 0.1) or L2 (default 8/255)")  # fmt: skip
+    p_eval.add_argument("--norm", choices=("Linf", "L2"), default="Linf", help="threat model (default Linf)")
+    p_eval.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p_eval.add_argument("--seed", type=nonnegative_int, default=0, help="evaluation seed (default 0)")
+    p_eval.add_argument("--eot-iter", type=positive_int, default=20,
+                        help="EOT samples K per gradient/query for random models (default 20)")  # fmt: skip
+    p_eval.add_argument("--passes", type=positive_int, default=10,
+                        help="forward passes R scoring each image of a random model, worst case (default 10)")
+    p_eval.add_argument("--eot-mode", choices=("batched", "sequential"), default="batched",
+                        help="K samples in one batched pass (default) or the libraries' own loops")  # fmt: skip
+    p_eval.add_argument("--attacks", nargs="+", default=None, metavar="NAME", help="only these attacks")
+    p_eval.add_argument("--sweeps", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the suite's accuracy-vs-eps/steps sweeps (default: on)")  # fmt: skip
+    p_eval.add_argument("--sweep-eps", type=parse_number, nargs="+", default=None, metavar="X",
+                        help="eps sweep grid, as multiples of --eps")  # fmt: skip
+    p_eval.add_argument("--sweep-steps", type=positive_int, nargs="+", default=None, metavar="N",
+                        help="steps sweep grid")  # fmt: skip
+    p_eval.add_argument("--batch-size", type=positive_int, default=500, help="images per attack call (default 500)")
+    p_eval.add_argument("--dataset", default=None, help="dataset (default: the one the model was trained on)")
+    p_eval.add_argument("--split", default="test", help="split (default: test)")
+    p_eval.add_argument("--data-root", default=None, help="folder of on-disk datasets")
+    p_eval.add_argument("--out", default=None, help="result file (default: DIR/eval/...json)")
+    p_eval.add_argument("--resume", action="store_true", help="continue an interrupted evaluation from its state file")
+    p_eval.add_argument("--overwrite", action="store_true", help="replace an existing result file")
+    p_eval.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    p_eval.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="show progress bars (default: on)"
+    )
+    p_eval.set_defaults(func=_cmd_eval)
+
+    p_list = sub.add_parser(
+        "list", parents=[common], help="list registered activations, models, datasets, suites or shipped configs"
+    )
+    p_list.add_argument("what", choices=("activations", "models", "datasets", "suites", "configs"))
     p_list.set_defaults(func=_cmd_list)
     return parser
 

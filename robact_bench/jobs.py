@@ -27,8 +27,8 @@ import torch
 
 from robact_bench.data import balanced_subset, dataset_info, load_dataset
 from robact_bench.evaluation.config import EvalConfig
+from robact_bench.evaluation.engine import run_evaluation
 from robact_bench.evaluation.result import EvalResult
-from robact_bench.evaluation.runner import evaluate
 from robact_bench.fileio import atomic_write_json
 from robact_bench.leaderboard.export import to_robustbench, write_entry, write_table
 from robact_bench.models import ModelSpec
@@ -157,7 +157,7 @@ def run_entry(
         "seconds": round(train_seconds, 2),
     }
     save_checkpoint(run_dir / "model", model, spec, {"training": training})
-    result = evaluate(
+    result = run_evaluation(
         model,
         *test_data,
         eval_cfg,

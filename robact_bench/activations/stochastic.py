@@ -100,6 +100,15 @@ class VBReLU(nn.Module):
         # value: exactly the sample; gradient: the surrogate's
         return sample.detach() + (surrogate - surrogate.detach())
 
+    def surrogate(self) -> nn.Module:
+        """The BPDA surrogate: a new deterministic unit ``x * sigmoid(alpha x)``.
+
+        The expected value of the random unit (Athalye et al. 2018, BPDA/EOT): differentiable
+        everywhere and free of sampling, so an attack can follow its gradient while the real,
+        random unit gives the forward value (:mod:`robact_bench.attacks.bpda`).
+        """
+        return VBReLU(self.alpha, deterministic=True)
+
     def extra_repr(self) -> str:
         """Arguments shown by ``repr``."""
         return f"alpha={self.alpha}, deterministic={self.deterministic}, grad={self.grad!r}" + (

@@ -33,7 +33,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -81,15 +81,29 @@ def _backend(name: str) -> tuple[str, Any]:
     )
 
 
+COMPONENTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
+
+
+def _component_object(aa: Any, component: str) -> Any:
+    if component in ("apgd-ce", "apgd-dlr"):
+        return aa.apgd
+    if component == "apgd-t":
+        return aa.apgd_targeted
+    if component in ("fab", "fab-t"):
+        return aa.fab
+    return aa.square
+
+
 def _component_params(aa: Any, component: str) -> dict[str, Any]:
     if component in ("apgd-ce", "apgd-dlr"):
-        a, keys = aa.apgd, ("n_iter", "n_restarts", "eot_iter", "rho", "use_largereps")
+        keys: tuple[str, ...] = ("n_iter", "n_restarts", "eot_iter", "rho", "use_largereps")
     elif component == "apgd-t":
-        a, keys = aa.apgd_targeted, ("n_iter", "n_restarts", "n_target_classes", "eot_iter", "rho")
+        keys = ("n_iter", "n_restarts", "n_target_classes", "eot_iter", "rho")
     elif component in ("fab", "fab-t"):
-        a, keys = aa.fab, ("n_iter", "n_restarts", "n_target_classes", "alpha_max", "eta", "beta")
+        keys = ("n_iter", "n_restarts", "n_target_classes", "alpha_max", "eta", "beta")
     else:
-        a, keys = aa.square, ("n_queries", "n_restarts", "p_init")
+        keys = ("n_queries", "n_restarts", "p_init")
+    a = _component_object(aa, component)
     params = {k: getattr(a, k) for k in keys if hasattr(a, k)}
     if component == "fab-t":
         params["n_restarts"] = 1  # AutoAttack sets this for fab-t when it runs it
@@ -108,8 +122,10 @@ def autoattack_attack(
     batch_size: int = 500,
     backend: str = "auto",
     attacks: Sequence[str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    robust: torch.Tensor | None = None,
 ) -> list[AttackOutput]:
-    """Run an AutoAttack version component by component.
+    """Run AutoAttack components one by one, each on the points still robust.
 
     Args:
         model: Model taking images in [0, 1] and returning logits.
@@ -117,12 +133,16 @@ def autoattack_attack(
         y: Labels ``(N,)``.
         eps: Radius of the threat model.
         norm: ``Linf`` or ``L2``.
-        version: ``standard``, ``rand`` or ``plus``.
+        version: ``standard``, ``rand`` or ``plus``: the settings of every component.
         seed: AutoAttack's seed (every component reseeds with it, as in the library).
         batch_size: Images per attack call.
         backend: ``auto`` (pyautoattack, else autoattack), ``pyautoattack`` or ``autoattack``.
-        attacks: Run only these components of the version, with the version's settings
-            (e.g. ``["apgd-ce"]`` for a smoke run); ``None`` runs them all.
+        attacks: The components to run, in order, with the version's settings: any of
+            ``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``fab``, ``fab-t``, ``square``; ``None`` runs
+            the version's own list.
+        params: Settings overriding the version's, applied to every component that has them
+            (e.g. ``{"eot_iter": 1}``, ``{"n_queries": 1000}``); unknown names are an error.
+        robust: Points to attack (default: all); points outside are neither attacked nor robust.
 
     Returns:
         One :class:`AttackOutput` per component, in order. ``library_robust`` holds the
@@ -139,14 +159,18 @@ def autoattack_attack(
         aa = AutoAttack(model, eps=float(eps), norm=norm, version=version, seed=seed, device=device)
     else:
         aa = AutoAttack(model, norm=norm, eps=float(eps), version=version, seed=seed, device=device, verbose=False)
-    components = list(aa.attacks_to_run)
-    if attacks is not None:
-        unknown = sorted(set(attacks) - set(components))
-        if unknown or not attacks:
-            raise ValueError(f"AutoAttack {version} has components {', '.join(components)}; got {list(attacks)}")
-        components = [c for c in components if c in attacks]
+    components = list(aa.attacks_to_run) if attacks is None else list(attacks)
+    unknown = sorted(set(components) - set(COMPONENTS))
+    if unknown or not components:
+        raise ValueError(f"AutoAttack components are {', '.join(COMPONENTS)}; got {components}")
+    for key, value in (params or {}).items():
+        objs = [_component_object(aa, c) for c in components if hasattr(_component_object(aa, c), key)]
+        if not objs:
+            raise TypeError(f"no AutoAttack component among {components} has a setting {key!r}")
+        for obj in objs:
+            setattr(obj, key, value)
     x_cpu, y_cpu = x.detach().cpu(), y.detach().cpu()
-    robust = torch.ones(len(x), dtype=torch.bool)
+    robust = torch.ones(len(x), dtype=torch.bool) if robust is None else robust.detach().cpu().bool().clone()
     x_adv = x_cpu.clone()
     outputs: list[AttackOutput] = []
     capture = _Capture()
@@ -172,7 +196,7 @@ def autoattack_attack(
                 "backend": mod,
                 "backend_version": library_version(mod),
                 "attack": component,
-                "version": version if attacks is None else f"{version} (only {', '.join(components)})",
+                "version": version,
                 "norm": norm,
                 "params": {"eps": float(eps), **_component_params(aa, component)},
                 "seed": seed,
@@ -184,5 +208,4 @@ def autoattack_attack(
             outputs.append(AttackOutput(component, x_adv.clone(), robust.clone(), record))
     finally:
         aa_logger.removeHandler(capture)
-        aa.attacks_to_run = components
     return outputs

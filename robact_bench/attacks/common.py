@@ -77,6 +77,26 @@ def check_threat_model(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: s
         raise ThreatModelViolation(f"{who} returned a {norm} perturbation of {worst:.6g} > eps = {eps:.6g}")
 
 
+def project(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str) -> tuple[torch.Tensor, int]:
+    """Project ``x_adv`` onto the threat model around ``x`` (and [0, 1]); count the images moved.
+
+    For an attack that is not bounded by the threat model (Carlini-Wagner L2 minimizes the
+    perturbation instead): Linf clips each pixel's perturbation to ``[-eps, eps]``; L2 rescales
+    the perturbation to norm ``eps`` where it is larger. The projected image is then scored like
+    any other: whether it still fools the model is measured, not assumed.
+    """
+    d = x_adv - x
+    if norm == "Linf":
+        d = d.clamp(-eps, eps)
+    else:
+        n = d.flatten(1).norm(dim=1).clamp_min(1e-12)
+        d = d * (eps / n).clamp(max=1.0).view(-1, *([1] * (d.dim() - 1)))
+    out = (x + d).clamp(0.0, 1.0)
+    # L2: clamping to [0, 1] can only shrink the perturbation, so the ball still holds
+    moved = int(((out - x_adv).flatten(1).abs().amax(1) > 0).sum()) if len(x) else 0
+    return out, moved
+
+
 def model_device(model: torch.nn.Module) -> torch.device:
     """The device of the model's first parameter or buffer (CPU for a parameter-free model)."""
     for t in list(model.parameters()) + list(model.buffers()):

@@ -28,6 +28,7 @@ that of one chunk whatever ``K`` is, for one extra forward pass.
 Example:
     >>> eot = EOTModel(model, k=20)          # model: a BReLU network
     >>> logits = eot(x)                      # (N, C): mean over 20 samples, one forward pass
+
 """
 
 from __future__ import annotations

@@ -1,16 +1,22 @@
-"""The evaluation configuration."""
+"""The evaluation configuration: one frozen dataclass, validated once."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from robact_bench.attacks.autoattack import BACKENDS, VERSIONS
+from robact_bench.attacks.autoattack import BACKENDS
 from robact_bench.attacks.common import NORMS
 from robact_bench.fileio import to_jsonable
 from robact_bench.registry import check_kwargs
+
+EOT_MODES = ("batched", "sequential")
+
+
+def _is_int(v: Any, low: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
 
 
 @dataclass(frozen=True)
@@ -18,72 +24,92 @@ class EvalConfig:
     """How a model is evaluated.
 
     Attributes:
-        eps: Radius of the threat model, in [0, 1] pixel units.
-        norm: ``Linf`` (the PGD attacks of the protocol are Linf; the AutoAttack adapter alone
-            also takes ``L2``).
-        n_examples: Test points, chosen class-balanced and in a fixed order (:func:`select`).
-        pgd_steps: Steps of the PGD attack (20, as in the BReLU paper).
-        pgd_step_size: PGD step (``None`` = eps/4).
-        reported_steps: Steps of the non-adaptive "reported" protocol: PGD with the training
-            attack's settings, scored on one forward pass, no EOT (how the seed papers report).
-        reported_step_size: Its step (``None`` = eps/4).
-        autoattack_version: ``auto`` (``standard`` for deterministic, ``rand`` for random
-            models), or ``standard``/``rand``/``plus``.
-        autoattack_backend: ``auto``, ``pyautoattack`` or ``autoattack``.
-        autoattack_attacks: Only these components of the version (smoke runs); ``None`` = all.
-        eot_iter: EOT samples K per gradient for random models (AutoAttack ``rand`` uses 20).
+        suite: Registered attack suite (``robact-bench list suites``).
+        eps: Radius of the threat model: Linf in [0, 1] pixel units (``8/255``), L2 >= 0.
+        norm: ``Linf`` or ``L2``.
+        n_examples: Points, chosen class-balanced in a fixed order; ``None`` = every point given.
+        seed: Seed of the attacks and of the model's randomness (each unit reseeds from it).
+        eot_iter: EOT samples K per gradient or query for random models (AutoAttack rand: 20).
         passes: Forward passes R that score every image of a random model; a point is robust
             only if all R passes are correct (worst case).
-        batch_size: Images per forward/attack call.
-        seed: Seed of attacks and of the model's randomness.
+        eot_mode: ``batched`` (the K samples in one forward pass, :class:`~robact_bench.attacks.eot.EOTModel`)
+            or ``sequential`` (the libraries' own loops: AutoAttack's ``eot_iter``, torchattacks'
+            ``EOTPGD``; Square then has no EOT).
+        eot_batch: Most images per forward pass of the EOT model.
+        batch_size: Images per attack call.
+        attacks: Run only these attacks of the suite (smoke runs); ``None`` = all.
+        sweeps: Run the suite's sweeps.
+        sweep_eps: Override the eps sweep's grid (multiples of ``eps``).
+        sweep_steps: Override the steps sweep's grid.
+        autoattack_backend: ``auto``, ``pyautoattack`` or ``autoattack``.
+        saf_betas: Override the symmetric-activation paper's beta grid (default: by dataset).
+        saf_threshold: Rejection threshold on every class confidence.
+        n_nonsense: Nonsense samples generated.
 
     """
 
+    suite: str = "standard"
     eps: float = 0.1
     norm: str = "Linf"
-    n_examples: int = 1000
-    pgd_steps: int = 20
-    pgd_step_size: float | None = None
-    reported_steps: int = 7
-    reported_step_size: float | None = None
-    autoattack_version: str = "auto"
-    autoattack_backend: str = "auto"
-    autoattack_attacks: tuple[str, ...] | None = None
+    n_examples: int | None = None
+    seed: int = 0
     eot_iter: int = 20
     passes: int = 10
+    eot_mode: str = "batched"
+    eot_batch: int = 512
     batch_size: int = 500
-    seed: int = 0
+    attacks: tuple[str, ...] | None = None
+    sweeps: bool = True
+    sweep_eps: tuple[float, ...] | None = None
+    sweep_steps: tuple[int, ...] | None = None
+    autoattack_backend: str = "auto"
+    saf_betas: tuple[float, ...] | None = None
+    saf_threshold: float = 0.5
+    n_nonsense: int = 1000
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.eps, int | float) and math.isfinite(self.eps) and 0 <= self.eps <= 1):
-            raise ValueError(f"eps must be in [0, 1] (pixel units); got {self.eps!r}; write 8/255 for 0..255 units")
+        from robact_bench.attacks.suites import SUITES
+
+        SUITES.resolve(self.suite)  # unknown suite: error with the closest names
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {self.norm!r}")
-        if self.norm != "Linf":
-            raise ValueError(f"the evaluation protocol supports norm Linf only so far; got {self.norm!r}")
-        for name in ("n_examples", "eot_iter", "passes", "batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1; got {v!r}")
-        for name in ("pgd_steps", "reported_steps", "seed"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ValueError(f"{name} must be an integer >= 0; got {v!r}")
-        for name in ("pgd_step_size", "reported_step_size"):
-            v = getattr(self, name)
-            if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a number > 0 or None; got {v!r}")
-        if self.autoattack_version not in ("auto", *VERSIONS):
+        if not (isinstance(self.eps, int | float) and not isinstance(self.eps, bool) and math.isfinite(self.eps)):
+            raise ValueError(f"eps must be a finite number; got {self.eps!r}")
+        if self.norm == "Linf" and not 0 <= self.eps <= 1:
             raise ValueError(
-                f"autoattack_version must be one of auto, {', '.join(VERSIONS)}; got {self.autoattack_version!r}"
+                f"Linf eps must be in [0, 1] (images are in [0, 1]); got {self.eps!r}: for 0..255 units write "
+                f"{self.eps:g}/255"
             )
+        if self.eps < 0:
+            raise ValueError(f"eps must be >= 0; got {self.eps!r}")
+        for name in ("eot_iter", "passes", "eot_batch", "batch_size", "n_nonsense"):
+            if not _is_int(getattr(self, name), 1):
+                raise ValueError(f"{name} must be an integer >= 1; got {getattr(self, name)!r}")
+        if self.n_examples is not None and not _is_int(self.n_examples, 1):
+            raise ValueError(f"n_examples must be an integer >= 1 or None; got {self.n_examples!r}")
+        if not _is_int(self.seed, 0):
+            raise ValueError(f"seed must be an integer >= 0; got {self.seed!r}")
+        if self.eot_mode not in EOT_MODES:
+            raise ValueError(f"eot_mode must be one of {', '.join(EOT_MODES)}; got {self.eot_mode!r}")
         if self.autoattack_backend not in BACKENDS:
             raise ValueError(
                 f"autoattack_backend must be one of {', '.join(BACKENDS)}; got {self.autoattack_backend!r}"
             )
-
-        if self.autoattack_attacks is not None:
-            object.__setattr__(self, "autoattack_attacks", tuple(self.autoattack_attacks))
+        if not (isinstance(self.saf_threshold, int | float) and 0 < self.saf_threshold < 1):
+            raise ValueError(f"saf_threshold must be in (0, 1); got {self.saf_threshold!r}")
+        for name in ("attacks", "sweep_eps", "sweep_steps", "saf_betas"):
+            v = getattr(self, name)
+            if v is not None:
+                object.__setattr__(self, name, tuple(v))
+        for v in self.sweep_eps or ():
+            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"sweep_eps values must be finite numbers >= 0 (multiples of eps); got {v!r}")
+        for v in self.sweep_steps or ():
+            if not _is_int(v, 1):
+                raise ValueError(f"sweep_steps values must be integers >= 1; got {v!r}")
+        for v in self.saf_betas or ():
+            if not (isinstance(v, int | float) and math.isfinite(v) and 0 <= v <= 1):
+                raise ValueError(f"saf_betas values must be in [0, 1]; got {v!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
@@ -94,3 +120,8 @@ class EvalConfig:
         """Build from a mapping; unknown keys are an error that lists the allowed ones."""
         check_kwargs("evaluation config", "EvalConfig", cls, data, error=ValueError)
         return cls(**dict(data))
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The option names :func:`robact_bench.evaluate` accepts."""
+        return tuple(f.name for f in fields(cls))

@@ -21,7 +21,10 @@ class AttackRecord:
         single_pass_accuracy: The same images scored on one forward pass.
         library_accuracy: The accuracy as the library itself scored it (AutoAttack), or None.
         cumulative: Whether the attack ran only on points robust to the previous components.
-        record: Backend, its version, every parameter, seed, seconds, the library's warnings.
+        record: Backend, its version, every parameter, seed, seconds, the library's warnings,
+            and how the model was attacked (``eot``: mode and K, or None; ``via``).
+        flags: Per point (in the result's ``indices`` order), ``"1"`` where the point resisted
+            this attack under our scoring.
 
     """
 
@@ -31,6 +34,7 @@ class AttackRecord:
     library_accuracy: float | None
     cumulative: bool
     record: dict[str, Any] = field(default_factory=dict)
+    flags: str = ""
 
 
 @dataclass(frozen=True)
@@ -43,22 +47,30 @@ class EvalResult:
         model_name: File-safe identifier (the leaderboard file name).
         title: Human-readable description.
         dataset: Dataset name; ``split`` its split.
+        suite: The attack suite run.
         threat_model: ``Linf`` or ``L2``; ``eps`` its radius.
         n_examples: Number of evaluated points; ``indices`` which ones (in the split).
-        stochastic: The model's forward pass is random in ``eval()`` (declared by its activations).
-        passes: Forward passes R scoring each image (1 for deterministic models).
-        eot_iter: EOT samples per gradient for random models (None for deterministic ones).
+        stochastic: The model's forward pass is random (declared by an activation or measured).
+        passes: Forward passes R scoring each image (1 for deterministic models): RobustBench's
+            ``number_forward_passes`` of our headline number.
+        eot_iter: EOT samples K per gradient/query for random models (None for deterministic ones).
+        eot_mode: ``batched`` or ``sequential`` (how the K samples were drawn).
         clean_acc: Clean accuracy (mean over the R passes for random models).
         clean_acc_majority: Majority vote over R passes.
         clean_acc_worst: Correct on all R passes.
-        reported_acc: Non-adaptive protocol (PGD with the training attack's settings, one
-            forward pass, no EOT): what the seed papers call robust accuracy.
-        autoattack_acc: AutoAttack's accuracy as the library scores it.
-        autoattack_version: ``standard``, ``rand`` or ``plus``.
-        robust_acc: Worst case over every attack, per point, each image scored on R passes.
+        reported_acc: Non-adaptive number (PGD with the training attack's settings, one forward
+            pass, no EOT) when the suite has one, else None.
+        autoattack_acc: AutoAttack's accuracy as the library scores it (its cascade), or None.
+        autoattack_version: ``standard``, ``rand`` or ``plus``, or None.
+        robust_acc: Worst case over every attack, per point, each image scored on R passes
+            (None when the suite ran no attack).
         attacks: Per-attack records.
         robust_flags: Per point (in ``indices`` order): robust to every attack.
+        skipped: Attacks of the suite not run, each ``{"name", "reason"}``.
+        sweeps: Accuracy-vs-eps/steps data, each ``{"kind", "attack", "values", "accuracy", ...}``.
+        saf: The symmetric-activation paper's error rates over beta, or None.
         diagnostics: Check results (name, passed, value, reason).
+        warnings: Problems found in the inputs or the model (also issued as warnings).
         model: The model spec (architecture and activation names, arguments).
         training: Recipe, resolved training config, per-epoch history, seconds.
         eval_config: The resolved evaluation config.
@@ -72,6 +84,7 @@ class EvalResult:
     title: str
     dataset: str
     split: str
+    suite: str
     threat_model: str
     eps: float
     n_examples: int
@@ -79,16 +92,21 @@ class EvalResult:
     stochastic: bool
     passes: int
     eot_iter: int | None
+    eot_mode: str
     clean_acc: float
     clean_acc_majority: float
     clean_acc_worst: float
-    reported_acc: float
-    autoattack_acc: float
-    autoattack_version: str
-    robust_acc: float
+    reported_acc: float | None
+    autoattack_acc: float | None
+    autoattack_version: str | None
+    robust_acc: float | None
     attacks: tuple[AttackRecord, ...]
     robust_flags: tuple[bool, ...]
+    skipped: tuple[dict[str, Any], ...]
+    sweeps: tuple[dict[str, Any], ...]
+    saf: dict[str, Any] | None
     diagnostics: tuple[dict[str, Any], ...]
+    warnings: tuple[str, ...]
     model: dict[str, Any]
     training: dict[str, Any]
     eval_config: dict[str, Any]
@@ -113,6 +131,6 @@ class EvalResult:
         check_kwargs("evaluation result", "EvalResult", cls, data, error=ValueError)
         d = dict(data)
         d["attacks"] = tuple(AttackRecord(**a) for a in d["attacks"])
-        for key in ("indices", "robust_flags", "diagnostics"):
+        for key in ("indices", "robust_flags", "diagnostics", "skipped", "sweeps", "warnings"):
             d[key] = tuple(d[key])
         return cls(**d)

@@ -53,6 +53,11 @@ def to_robustbench(
     attacks (each image scored on R passes) is lower than AutoAttack's number, which is what
     RobustBench ranks by.
     """
+    if result.robust_acc is None:
+        raise ValueError(
+            f"{result.model_name}: suite {result.suite} ran no attack; there is no robust accuracy to export"
+        )
+    headline = result.robust_acc
     entry: dict[str, Any] = {
         "link": link,
         "name": result.title,
@@ -64,11 +69,12 @@ def to_robustbench(
         "architecture": architecture or result.model.get("arch", ""),
         "eps": format_eps(result.eps),
         "clean_acc": pct(result.clean_acc),
-        "reported": pct(result.reported_acc),
-        "autoattack_acc": pct(result.autoattack_acc),
+        "reported": pct(result.reported_acc if result.reported_acc is not None else headline),
     }
+    if result.autoattack_acc is not None:
+        entry["autoattack_acc"] = pct(result.autoattack_acc)
     notes = []
-    if result.robust_acc < result.autoattack_acc:
+    if result.autoattack_acc is not None and headline < result.autoattack_acc:
         entry["external"] = pct(result.robust_acc)
         notes.append(
             f"{pct(result.robust_acc)}% is the worst case per point over all our attacks"
@@ -92,6 +98,7 @@ def to_robustbench(
         notes.append("Smoke run (--quick): not a result.")
     if notes:
         entry["footnote"] = " ".join(notes)
+    reported = next((a.name for a in result.attacks if a.name.endswith("_reported")), "")
     entry["robact"] = {
         "schema": "robact_bench.entry/1",
         "model_name": result.model_name,
@@ -115,9 +122,13 @@ def to_robustbench(
             "clean_acc": result.clean_acc,
             "clean_acc_majority": result.clean_acc_majority,
             "clean_acc_worst": result.clean_acc_worst,
+            "suite": result.suite,
+            "eot_mode": result.eot_mode,
             "reported_protocol": (
-                f"pgd{result.eval_config['reported_steps']}_reported: PGD with the training attack's "
-                "settings, scored on one forward pass, no EOT (the seed papers' robust accuracy)"
+                f"{reported}: PGD with the training attack's settings, scored on one forward pass, no EOT "
+                "(the seed papers' robust accuracy)"
+                if reported
+                else "none in this suite: reported = our worst case"
             ),
             "reported_acc": result.reported_acc,
             "autoattack_version": result.autoattack_version,
@@ -133,6 +144,10 @@ def to_robustbench(
                 }
                 for a in result.attacks
             },
+            "skipped": list(result.skipped),
+            "sweeps": list(result.sweeps),
+            "saf": result.saf,
+            "warnings": list(result.warnings),
             "config": result.eval_config,
             "wall_time_s": round(result.wall_time_s, 2),
         },
