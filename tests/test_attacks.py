@@ -42,10 +42,36 @@ def test_torchattacks_adapter_bounds_and_strength(digits_relu, digits, attack, p
 
 def test_torchattacks_adapter_rejects_unknown_attack_and_params(digits_relu, digits):
     x, y = _points(digits, 4)
-    with pytest.raises(ValueError, match="must be one of FGSM, PGD, EOTPGD"):
+    with pytest.raises(ValueError, match="must be one of FGSM, PGD, EOTPGD, CW"):
         torchattacks_attack(digits_relu, x, y, attack="AutoAttack", eps=0.1)
     with pytest.raises(TypeError, match="does not take"):
         torchattacks_attack(digits_relu, x, y, attack="PGD", eps=0.1, restarts=3)
+
+
+@pytest.mark.parametrize("norm", ["Linf", "L2"])
+def test_torchattacks_cw_is_projected_into_the_threat_model(digits_relu, digits, norm):
+    x, y = _points(digits, 60)
+    eps = 0.05 if norm == "Linf" else 0.5
+    out = torchattacks_attack(digits_relu, x, y, attack="CW", eps=eps, norm=norm, steps=30, seed=0)
+    d = (out.x_adv - x).flatten(1)
+    size = d.abs().amax(1) if norm == "Linf" else d.norm(dim=1)
+    assert float(size.max()) <= eps + 1e-6
+    assert float(out.x_adv.min()) >= 0.0 and float(out.x_adv.max()) <= 1.0
+    assert out.record["threat_model"] == {"norm": norm, "eps": eps} and out.record["projected_to_threat_model"] >= 0
+    assert out.record["params"] == {"c": 1.0, "kappa": 0.0, "steps": 30, "lr": 0.01}
+    clean = score(digits_relu, x, y, 1).worst.float().mean()
+    assert score(digits_relu, out.x_adv, y, 1).worst.float().mean() <= clean
+
+
+def test_torchattacks_pgd_l2(digits_relu, digits):
+    x, y = _points(digits, 60)
+    out = torchattacks_attack(digits_relu, x, y, attack="PGD", eps=0.5, norm="L2", steps=10, seed=0)
+    assert float((out.x_adv - x).flatten(1).norm(dim=1).max()) <= 0.5 + 1e-6
+    assert out.record["attack"] == "PGDL2" and out.record["norm"] == "L2"
+    clean = score(digits_relu, x, y, 1).worst.float().mean()
+    assert score(digits_relu, out.x_adv, y, 1).worst.float().mean() < clean
+    with pytest.raises(ValueError, match="FGSM is an Linf attack"):
+        torchattacks_attack(digits_relu, x, y, attack="FGSM", eps=0.5, norm="L2")
 
 
 def test_autoattack_adapter_equals_one_library_call(digits_relu, digits):
@@ -86,9 +112,23 @@ def test_autoattack_component_subset(digits_relu, digits):
     x, y = _points(digits, 20)
     outs = autoattack_attack(digits_relu, x, y, eps=0.05, version="standard", attacks=["apgd-ce"])
     assert [o.name for o in outs] == ["apgd-ce"]
-    assert outs[0].record["version"] == "standard (only apgd-ce)"
-    with pytest.raises(ValueError, match="has components apgd-ce, apgd-t, fab-t, square"):
-        autoattack_attack(digits_relu, x, y, eps=0.05, attacks=["apgd-dlr"])
+    assert outs[0].record["version"] == "standard" and outs[0].record["params"]["n_iter"] == 100
+    with pytest.raises(ValueError, match="AutoAttack components are apgd-ce, apgd-dlr, apgd-t, fab, fab-t, square"):
+        autoattack_attack(digits_relu, x, y, eps=0.05, attacks=["apgd"])
+    with pytest.raises(TypeError, match="has a setting 'n_queries'"):
+        autoattack_attack(digits_relu, x, y, eps=0.05, attacks=["apgd-ce"], params={"n_queries": 10})
+    few = autoattack_attack(digits_relu, x, y, eps=0.05, attacks=["apgd-ce"], params={"n_iter": 5})
+    assert few[0].record["params"]["n_iter"] == 5
+
+
+def test_autoattack_adapter_attacks_only_the_given_points(digits_relu, digits):
+    x, y = _points(digits, 20)
+    start = torch.zeros(20, dtype=torch.bool)
+    start[:5] = True
+    (out,) = autoattack_attack(digits_relu, x, y, eps=0.1, attacks=["apgd-ce"], robust=start)
+    assert out.record["points_attacked"] == 5
+    assert not out.library_robust[5:].any()  # never robust where not attacked
+    assert torch.equal(out.x_adv[5:], x[5:])  # and untouched there
 
 
 def test_input_and_output_checks():

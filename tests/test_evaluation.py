@@ -4,7 +4,7 @@ from torch import nn
 
 from robact_bench.evaluation.config import EvalConfig
 from robact_bench.evaluation.diagnostics import drelu_saturation, stochastic_check
-from robact_bench.evaluation.runner import evaluate
+from robact_bench.evaluation.engine import run_evaluation
 from robact_bench.evaluation.stochastic import measure_stochastic, predict_passes, score
 
 
@@ -49,7 +49,7 @@ def test_failed_check_warns_during_evaluation(digits):
     _, _, xte, yte = digits
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10), DReLU(10, m_init=100.0)).eval()
     with pytest.warns(UserWarning, match="check drelu_saturation failed"):
-        r = evaluate(model, xte, yte, _cfg(n_examples=10), model_name="capped", progress=False)
+        r = run_evaluation(model, xte, yte, _cfg(n_examples=10), model_name="capped", progress=False)
     sat = next(d for d in r.diagnostics if d["name"] == "drelu_saturation")
     assert sat["value"] == 0.0 and not sat["passed"]
 
@@ -69,13 +69,14 @@ def test_drelu_saturation_reports_an_unreached_cap():
 
 
 def _cfg(**kw):
-    base = dict(eps=0.1, n_examples=30, eot_iter=4, passes=4, autoattack_attacks=("apgd-ce",), seed=0)
+    base = dict(suite="basic", eps=0.1, n_examples=30, eot_iter=4, passes=4, seed=0,
+                attacks=("pgd7_reported", "pgd20", "apgd-ce"))  # fmt: skip
     return EvalConfig(**{**base, **kw})
 
 
 def test_evaluate_deterministic_model(digits_relu, digits):
     _, _, xte, yte = digits
-    r = evaluate(digits_relu, xte, yte, _cfg(), model_name="relu", dataset="digits", progress=False)
+    r = run_evaluation(digits_relu, xte, yte, _cfg(), model_name="relu", dataset="digits", progress=False)
     assert r.n_examples == 30 and len(r.robust_flags) == 30 and r.passes == 1 and r.eot_iter is None
     assert not r.stochastic and r.autoattack_version == "standard"
     assert [a.name for a in r.attacks] == ["pgd7_reported", "pgd20", "apgd-ce"]
@@ -88,17 +89,18 @@ def test_evaluate_deterministic_model(digits_relu, digits):
     assert r.autoattack_acc == r.attack("apgd-ce").library_accuracy
     assert r.attack("pgd20").record["attack"] == "PGD"
     # the same call gives the same numbers
-    again = evaluate(digits_relu, xte, yte, _cfg(), model_name="relu", dataset="digits", progress=False)
+    again = run_evaluation(digits_relu, xte, yte, _cfg(), model_name="relu", dataset="digits", progress=False)
     assert again.robust_flags == r.robust_flags and again.attacks[1].accuracy == r.attacks[1].accuracy
 
 
 def test_evaluate_random_model_uses_eot_and_repeated_passes(digits_brelu, digits):
     _, _, xte, yte = digits
-    r = evaluate(digits_brelu, xte, yte, _cfg(), model_name="brelu", progress=False)
+    r = run_evaluation(digits_brelu, xte, yte, _cfg(), model_name="brelu", progress=False)
     assert r.stochastic and r.passes == 4 and r.eot_iter == 4 and r.autoattack_version == "rand"
     pgd = r.attack("pgd20")
-    assert pgd.record["attack"] == "EOTPGD" and pgd.record["params"]["eot_iter"] == 4
-    assert r.attack("apgd-ce").record["params"]["eot_iter"] == 20  # AutoAttack rand's own EOT
+    assert pgd.record["attack"] == "PGD" and pgd.record["eot"] == {"mode": "batched", "k": 4, "max_batch": 512}
+    # batched EOT: the library's own loop is off, the EOT model draws K = 4 samples per gradient
+    assert r.attack("apgd-ce").record["params"]["eot_iter"] == 1 and r.attack("apgd-ce").record["eot"]["k"] == 4
     assert r.clean_acc_worst <= r.clean_acc <= 1.0
     # worst case over passes never exceeds the single-pass score of the same images
     for a in r.attacks:
@@ -109,12 +111,15 @@ def test_evaluate_random_model_uses_eot_and_repeated_passes(digits_brelu, digits
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"eps": 8}, r"eps must be in \[0, 1\]"),
+        ({"eps": 8}, r"Linf eps must be in \[0, 1\]"),
+        ({"norm": "L2", "eps": -1.0}, "eps must be >= 0"),
+        ({"suite": "nope"}, "unknown attack suite"),
+        ({"eot_mode": "loop"}, "eot_mode must be one of batched, sequential"),
+        ({"sweep_steps": (0,)}, "sweep_steps values must be integers >= 1"),
         ({"n_examples": 0}, "n_examples must be an integer >= 1"),
         ({"passes": 0}, "passes must be an integer >= 1"),
-        ({"autoattack_version": "apgd"}, "autoattack_version must be one of auto, standard, rand, plus"),
+        ({"autoattack_backend": "apgd"}, "autoattack_backend must be one of auto, pyautoattack, autoattack"),
         ({"norm": "L1"}, "norm must be one of Linf, L2"),
-        ({"norm": "L2"}, "supports norm Linf only"),
     ],
 )
 def test_eval_config_rejects_bad_values(kwargs, match):

@@ -5,16 +5,17 @@ from contract import ALWAYS, TYPES
 
 from robact_bench.evaluation.config import EvalConfig
 from robact_bench.evaluation.result import EvalResult
-from robact_bench.evaluation.runner import evaluate
+from robact_bench.evaluation.engine import run_evaluation
 from robact_bench.leaderboard.export import format_eps, pct, render_markdown, to_robustbench, write_entry
 
 
 @pytest.fixture(scope="module")
 def results(digits_relu, digits_brelu, digits):
     _, _, xte, yte = digits
-    cfg = EvalConfig(eps=0.1, n_examples=20, eot_iter=2, passes=3, autoattack_attacks=("apgd-ce",))
+    cfg = EvalConfig(suite="basic", eps=0.1, n_examples=20, eot_iter=2, passes=3,
+                     attacks=("pgd7_reported", "pgd20", "apgd-ce"))  # fmt: skip
     return [
-        evaluate(m, xte, yte, cfg, model_name=n, title=n, dataset="digits", spec={"arch": "mlp2"}, progress=False)
+        run_evaluation(m, xte, yte, cfg, model_name=n, title=n, dataset="digits", spec={"arch": "mlp2"}, progress=False)
         for n, m in (("relu", digits_relu), ("brelu", digits_brelu))
     ]
 

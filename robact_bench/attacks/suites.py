@@ -135,6 +135,8 @@ def _aa(name: str, version: str, group: str = "autoattack", when: str = "always"
 _STANDARD = tuple(_aa(c, "standard") for c in ("apgd-ce", "apgd-t", "fab-t", "square"))
 _RAND = tuple(_aa(c, "rand") for c in ("apgd-ce", "apgd-dlr"))
 _PGD20 = AttackSpec("pgd20", "torchattacks", "PGD", {"steps": 20})
+# the non-adaptive reference on a random model: what an evaluation that ignores the randomness reports
+_PGD20_NOEOT = AttackSpec("pgd20-noeot", "torchattacks", "PGD", {"steps": 20}, eot=False, when="stochastic")
 
 SUITES.add(
     "standard",
@@ -150,11 +152,12 @@ SUITES.add(
     "rand",
     Suite(
         "rand",
-        "AutoAttack rand: APGD-CE and APGD-DLR with EOT over K = 20 samples, cascaded",
+        "AutoAttack rand: APGD-CE and APGD-DLR with EOT over K = 20 samples, cascaded (+ PGD-20 without EOT)",
         "Croce and Hein, ICML 2020, version='rand' (for randomized defenses). EOT is batched "
         "(the library's eot_iter loop is set to 1 and the model is the EOT model with K = eot_iter); "
-        "every image is then scored on R fresh passes, worst case.",
-        _RAND,
+        "every image is then scored on R fresh passes, worst case. On a random model PGD-20 without "
+        "EOT runs too: the non-adaptive number the EOT attacks must not exceed.",
+        (*_RAND, _PGD20_NOEOT),
     ),
 )
 SUITES.add(
@@ -228,7 +231,7 @@ SUITES.add(
             _aa("square", "rand", when="stochastic", n_queries=1000),
             AttackSpec("apgd-ce-transfer", "autoattack", "apgd-ce", {"version": "standard"}, via="transfer"),
             _PGD20,
-            AttackSpec("pgd20-noeot", "torchattacks", "PGD", {"steps": 20}, eot=False, when="stochastic"),
+            _PGD20_NOEOT,
         ),
     ),
 )

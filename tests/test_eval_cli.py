@@ -1,0 +1,129 @@
+"""`robact-bench eval`: a checkpoint through a suite; one-line errors; kill -9 and --resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from robact_bench import evaluate, load_dataset
+from robact_bench.models import ModelSpec
+from robact_bench.models.checkpoint import save_checkpoint
+from robact_bench.training.config import TrainConfig
+from robact_bench.training.loop import train_model
+
+DIGITS_MLP = ModelSpec("mlp2", "relu", arch_kwargs={"img_size": 8, "hidden": [64, 64]})
+
+
+def _cli(*args, **kw):
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    return subprocess.run([sys.executable, "-m", "robact_bench", *args], capture_output=True, text=True, env=env, **kw)
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory, digits_relu):
+    run = tmp_path_factory.mktemp("runs") / "digits_mlp" / "seed0"
+    save_checkpoint(run / "model", digits_relu, DIGITS_MLP, {"training": {"dataset": "digits", "name": "digits_mlp"}})
+    return run
+
+
+def test_eval_writes_a_result_and_matches_the_library_call(digits_run, digits_relu):
+    out = digits_run.parent / "fgsm.json"
+    res = _cli("eval", "--checkpoint", str(digits_run), "--suite", "brelu_paper", "--attacks", "fgsm", "pgd20",
+               "--eps", "0.05", "--n-examples", "50", "--no-sweeps", "--no-progress", "--out", str(out))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout.splitlines()[0])
+    data = json.loads(out.read_text())
+    assert summary["per_attack"]["pgd20"] == data["attacks"][1]["accuracy"]
+    assert data["suite"] == "brelu_paper" and data["n_examples"] == 50 and data["dataset"] == "digits"
+    x, y = load_dataset("digits", "test")
+    lib = evaluate(digits_relu, x, y, "brelu_paper", attacks=("fgsm", "pgd20"), eps=0.05, n_examples=50,
+                   sweeps=False, progress=False)  # fmt: skip
+    assert tuple(data["robust_flags"]) == lib.robust_flags
+    assert not out.with_name("fgsm.state.json").exists()  # the state goes once the result is written
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--eps", "8"], "eps must be in [0, 1]"),
+        (["--suite", "standart"], "unknown attack suite 'standart'"),
+        (["--attacks", "pgd"], "suite standard has no attack pgd"),
+        (["--device", "tpu"], "--device must be cpu, cuda or cuda:N"),
+    ],
+)
+def test_eval_bad_input_is_one_line_and_exit_2(digits_run, args, message):
+    res = _cli("eval", "--checkpoint", str(digits_run), "--n-examples", "4", "--no-progress", *args)
+    assert res.returncode == 2
+    assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_eval_refuses_an_unregistered_architecture(digits_run, tmp_path):
+    meta = json.loads((digits_run / "model.json").read_text())
+    meta["spec"]["arch"] = "wide_resnet_9000"
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.json").write_text(json.dumps(meta))
+    (bad / "model.safetensors").write_bytes((digits_run / "model.safetensors").read_bytes())
+    res = _cli("eval", "--checkpoint", str(bad), "--no-progress")
+    assert res.returncode == 2 and "wide_resnet_9000" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def _units(path):
+    try:
+        return len(json.loads(path.read_text())["units"])
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return 0
+
+
+def test_kill_and_resume_gives_identical_flags(digits_run, tmp_path):
+    """SIGKILL the evaluation after some attacks finished; --resume skips them; same flags."""
+    args = ["eval", "--checkpoint", str(digits_run), "--suite", "drelu_paper", "--eps", "0.05", "--n-examples",
+            "60", "--sweep-eps", "0.5", "2", "--no-progress", "--threads", "1"]  # fmt: skip
+    killed = tmp_path / "killed.json"
+    state = tmp_path / "killed.state.json"
+    proc = subprocess.Popen([sys.executable, "-m", "robact_bench", *args, "--out", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 300
+    while _units(state) < 3 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the evaluation finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = _units(state)
+    assert 3 <= done_before < 9 and not killed.exists()  # clean + 6 attacks + 2 sweep points = 9 units
+    res = _cli(*args, "--out", str(killed), "--resume")
+    assert res.returncode == 0, res.stderr
+    full = tmp_path / "full.json"
+    res = _cli(*args, "--out", str(full))
+    assert res.returncode == 0, res.stderr
+    a, b = json.loads(killed.read_text()), json.loads(full.read_text())
+    assert a["robust_flags"] == b["robust_flags"]
+    assert [(r["name"], r["flags"], r["accuracy"]) for r in a["attacks"]] == [
+        (r["name"], r["flags"], r["accuracy"]) for r in b["attacks"]
+    ]
+    assert a["sweeps"][0]["accuracy"] == b["sweeps"][0]["accuracy"]
+
+
+def test_rand_with_batched_eot_is_at_most_pgd20_without_eot():
+    """Acceptance: a PGD-trained BReLU LeNet-5 on mnist5k. AutoAttack rand (batched EOT, K = 20,
+    each image scored on R = 10 passes) must not report more than plain PGD-20 without EOT;
+    tolerance 2 points out of 100 (the two are different attacks, not nested)."""
+    xtr, ytr = load_dataset("mnist5k", "train")
+    xte, yte = load_dataset("mnist5k", "test")
+    torch.manual_seed(0)
+    model = ModelSpec("lenet5", "brelu").build()
+    cfg = TrainConfig("pgd_at", epochs=2, lr=3e-3, optimizer="adamw", scheduler="onecycle", eps=0.1,
+                      step_size=0.025, steps=7, clean_weight=0.5, val_fraction=0.0)  # fmt: skip
+    train_model(model, xtr[:2000], ytr[:2000], cfg, progress=False)
+    r = evaluate(model.eval(), xte, yte, "rand", eps=0.1, n_examples=100, eot_iter=20, passes=10, progress=False)
+    eot = r.attack("apgd-dlr")  # cumulative: APGD-CE then APGD-DLR, both on the EOT model
+    plain = r.attack("pgd20-noeot")
+    assert eot.record["eot"]["k"] == 20 and plain.record["eot"] is None and r.passes == 10
+    assert r.autoattack_version == "rand" and r.autoattack_acc is not None
+    assert eot.accuracy <= plain.accuracy + 0.02
+    assert plain.single_pass_accuracy >= plain.accuracy  # one pass is kinder than the worst of 10
