@@ -202,3 +202,18 @@ def test_resume_reuses_finished_units_and_refuses_a_changed_evaluation(digits_re
     with pytest.raises(ValueError, match="different evaluation"):
         evaluate(digits_relu, x, y, "brelu_paper", state_path=str(state), resume=True, **{**opts, "eps": 0.06})
     assert sum(str_to_flags(full.attack("pgd20").flags)) == round(20 * full.attack("pgd20").accuracy)
+
+
+def test_model_fingerprint_covers_every_tensor_including_scalars():
+    from robact_bench.evaluation.state import model_fingerprint
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))  # num_batches_tracked is a 0-d int64
+    a = model_fingerprint(m)
+    assert a == model_fingerprint(m) and len(a) == 64
+    m[1].num_batches_tracked += 1
+    b = model_fingerprint(m)
+    assert b != a
+    with torch.no_grad():
+        m[0].weight[0, 0] += 1e-6
+    assert model_fingerprint(m) not in (a, b)

@@ -4,8 +4,8 @@ import pytest
 from contract import ALWAYS, TYPES
 
 from robact_bench.evaluation.config import EvalConfig
-from robact_bench.evaluation.result import EvalResult
 from robact_bench.evaluation.engine import run_evaluation
+from robact_bench.evaluation.result import EvalResult
 from robact_bench.leaderboard.export import format_eps, pct, render_markdown, to_robustbench, write_entry
 
 

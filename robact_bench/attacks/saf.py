@@ -40,11 +40,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robact_bench.attacks.common import check_inputs, check_threat_model, model_device
-from robact_bench.models.heads import has_rbf_output
+from robact_bench.attacks.common import check_inputs, check_threat_model, eval_mode, model_device
 
 # Layering note: the hybrid loss lives with the training losses, one layer above ``attacks``.
-from robact_bench.training.losses import eval_mode, hybrid_loss
+from robact_bench.models.heads import has_rbf_output, hybrid_loss
 
 
 def _check_beta(beta: float, what: str = "beta") -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from robact_bench.activations.capped import DReLU
@@ -102,3 +103,37 @@ def with_rbf_output(model: nn.Module) -> nn.Module:
     parent, attr, out = _output_module(model)
     setattr(parent, attr, nn.Sequential(out, RBFOutput()))
     return model
+
+
+def hybrid_loss(
+    log_conf: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    a1: float = 1.0,
+    a2: float = 1.0,
+    a3: float = 0.0,
+    p: float = 2.0,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """The symmetric-activation paper's hybrid loss (eq. 7) on log-confidences.
+
+    With confidences ``y_i = exp(log_conf_i)`` in (0, 1] (the final 1-D RBF layer):
+    ``-a1 ln(y_l / sum_i y_i) + a2 (1 - y_l)^p + a3 sum_{i != l} y_i^p``. The first term is
+    ``cross_entropy(log_conf, l)``. The paper uses ``p = 2``; ``a = (1, 1, 0)`` on MNIST and
+    ``(1, 1, 1/9)`` on CIFAR-10.
+
+    Args:
+        log_conf: ``(N, classes)`` log-confidences (the output of a model with an RBF output).
+        y: Labels ``(N,)``.
+        a1: Weight of the normalized log term.
+        a2: Weight of the correct class's p-order error.
+        a3: Weight of the wrong classes' p-order errors.
+        p: Order of the errors (> 1).
+        reduction: ``"mean"`` or ``"none"`` (per sample).
+
+    """
+    conf = log_conf.exp()
+    true = conf.gather(1, y[:, None]).squeeze(1)
+    others = (conf.pow(p).sum(1) - true.pow(p)).clamp_min(0.0)
+    per = a1 * F.cross_entropy(log_conf, y, reduction="none") + a2 * (1.0 - true).pow(p) + a3 * others
+    return per.mean() if reduction == "mean" else per

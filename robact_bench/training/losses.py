@@ -24,26 +24,14 @@ the caller's mode is restored before the training forward pass.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from robact_bench.activations.capped import drelu_penalty
+from robact_bench.attacks.common import eval_mode
 from robact_bench.attacks.pgd import pgd_linf
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in ``eval()`` for the block and restore its previous mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
+from robact_bench.models.heads import hybrid_loss
 
 
 def natural_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -127,40 +115,6 @@ def trades_loss(
     logits = model(x)
     kl = F.kl_div(F.log_softmax(model(x_adv), dim=1), F.softmax(logits, dim=1), reduction="batchmean")
     return F.cross_entropy(logits, y) + beta * kl
-
-
-def hybrid_loss(
-    log_conf: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    a1: float = 1.0,
-    a2: float = 1.0,
-    a3: float = 0.0,
-    p: float = 2.0,
-    reduction: str = "mean",
-) -> torch.Tensor:
-    """The symmetric-activation paper's hybrid loss (eq. 7) on log-confidences.
-
-    With confidences ``y_i = exp(log_conf_i)`` in (0, 1] (the final 1-D RBF layer):
-    ``-a1 ln(y_l / sum_i y_i) + a2 (1 - y_l)^p + a3 sum_{i != l} y_i^p``. The first term is
-    ``cross_entropy(log_conf, l)``. The paper uses ``p = 2``; ``a = (1, 1, 0)`` on MNIST and
-    ``(1, 1, 1/9)`` on CIFAR-10.
-
-    Args:
-        log_conf: ``(N, classes)`` log-confidences (the output of a model with an RBF output).
-        y: Labels ``(N,)``.
-        a1: Weight of the normalized log term.
-        a2: Weight of the correct class's p-order error.
-        a3: Weight of the wrong classes' p-order errors.
-        p: Order of the errors (> 1).
-        reduction: ``"mean"`` or ``"none"`` (per sample).
-
-    """
-    conf = log_conf.exp()
-    true = conf.gather(1, y[:, None]).squeeze(1)
-    others = (conf.pow(p).sum(1) - true.pow(p)).clamp_min(0.0)
-    per = a1 * F.cross_entropy(log_conf, y, reduction="none") + a2 * (1.0 - true).pow(p) + a3 * others
-    return per.mean() if reduction == "mean" else per
 
 
 def nonsense_loss(log_conf: torch.Tensor, *, p: float = 2.0, reduction: str = "mean") -> torch.Tensor:
