@@ -270,3 +270,12 @@ def test_activation_name_reverse_lookup():
     assert activation_name(BReLU()) == "brelu"
     assert activation_name(VBReLU(2.0)) == "vbrelu"
     assert activation_name(nn.Tanh()) is None
+
+
+def test_swap_replaces_a_module_reused_twice_in_one_parent():
+    from robact_bench.activations import SReLU
+
+    act = nn.ReLU()
+    net = nn.Sequential(nn.Linear(2, 2), act, nn.Linear(2, 2), act)
+    assert swap_activations(net, "srelu", m=1.0) == 1  # one module object, counted once
+    assert isinstance(net[1], SReLU) and net[3] is net[1]  # both places, still one object

@@ -217,3 +217,16 @@ def test_model_fingerprint_covers_every_tensor_including_scalars():
     with torch.no_grad():
         m[0].weight[0, 0] += 1e-6
     assert model_fingerprint(m) not in (a, b)
+
+
+def test_art_suite_runs_through_the_art_adapter(digits_relu, digits_brelu, digits):
+    x, y = _test_points(digits, 20)
+    r = evaluate(digits_relu, x, y, "art", eps=0.1, progress=False)
+    assert [a.name for a in r.attacks] == ["art-pgd20", "art-square"]
+    for a in r.attacks:
+        assert a.record["backend"] == "adversarial-robustness-toolbox" and a.record["backend_version"] == "1.20.1"
+        assert r.robust_acc <= a.accuracy <= r.clean_acc
+    assert r.attack("art-pgd20").accuracy < r.clean_acc  # eps 0.1 on an undefended MLP
+    # a random model: ART attacks the batched EOT model (ART's own EoT is for input transforms only)
+    rb = evaluate(digits_brelu, x, y, "art", eps=0.1, eot_iter=3, passes=3, attacks=("art-pgd20",), progress=False)
+    assert rb.attack("art-pgd20").record["eot"]["k"] == 3

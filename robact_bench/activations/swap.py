@@ -77,7 +77,7 @@ def swap_activations(model: nn.Module, name: ActLayer, **kwargs: Any) -> int:
     types = _activation_types()
     replaced: dict[int, nn.Module] = {}
     for parent in list(model.modules()):
-        for child_name, child in list(parent.named_children()):
+        for child_name, child in list(parent._modules.items()):  # named_children() lists a reused child once
             if not isinstance(child, types):
                 continue
             new = replaced.get(id(child))

@@ -71,6 +71,8 @@ def check_threat_model(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: s
     """Raise :class:`ThreatModelViolation` unless ``x_adv`` is in [0, 1] and within eps of ``x``."""
     if x_adv.shape != x.shape:
         raise ThreatModelViolation(f"{who} returned shape {tuple(x_adv.shape)}, expected {tuple(x.shape)}")
+    if x_adv.numel() == 0:
+        return
     if not torch.isfinite(x_adv).all():
         raise ThreatModelViolation(f"{who} returned non-finite images")
     if float(x_adv.min()) < 0.0 or float(x_adv.max()) > 1.0:

@@ -236,6 +236,20 @@ SUITES.add(
     ),
 )
 SUITES.add(
+    "art",
+    Suite(
+        "art",
+        "ART's PGD-20 and Square (1,000 queries), each on every point: a second library's numbers",
+        "A cross-library check of the torchattacks/AutoAttack numbers through the Adversarial "
+        "Robustness Toolbox (PyTorchClassifier; PGD step eps/4 with one random start; Square p_init 0.8). "
+        "ART's own AutoAttack is available to the adapter but is not fra31's and is never reported as AutoAttack.",
+        (
+            AttackSpec("art-pgd20", "art", "PGD", {"max_iter": 20}),
+            AttackSpec("art-square", "art", "Square", {"max_iter": 1000}),
+        ),
+    ),
+)
+SUITES.add(
     "basic",
     Suite(
         "basic",

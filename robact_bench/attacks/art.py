@@ -1,0 +1,226 @@
+"""Adapter for the Adversarial Robustness Toolbox (ART).
+
+Nicolae et al., *Adversarial Robustness Toolbox v1.0.0*, arXiv:1807.01069
+(https://arxiv.org/abs/1807.01069).
+
+``adversarial-robustness-toolbox`` 1.20.1 imports ``packaging`` without declaring it, and its
+``AutoAttack`` also imports ``multiprocess``, which it doesn't declare either. Install all three:
+``pip install adversarial-robustness-toolbox==1.20.1 packaging multiprocess``.
+ART works on numpy ``float32`` arrays. Labels go in as class indices ``(N,)``, and each attack
+one-hot encodes them itself. ART's ``PyTorchClassifier`` switches the model to ``eval()`` for
+every prediction and gradient. Our stochastic activations (BReLU, ...) stay random in ``eval()``,
+so a randomized model is still randomized under ART. ART has no EOT for randomness inside the
+network.
+
+Supported attacks (ART class, parameters with their defaults here; ``eps`` and ``norm`` always):
+
+* ``PGD`` (``ProjectedGradientDescent``): Madry et al., *Towards Deep Learning Models Resistant
+  to Adversarial Attacks*, ICLR 2018 (https://arxiv.org/abs/1706.06083). Linf, L2.
+  ``eps_step`` (eps/4), ``max_iter`` (20), ``num_random_init`` (1), ``targeted`` (False).
+* ``Square`` (``SquareAttack``): Andriushchenko et al., *Square Attack: a query-efficient
+  black-box adversarial attack via random search*, ECCV 2020 (https://arxiv.org/abs/1912.00049).
+  Linf, L2. ``max_iter`` (1000), ``p_init`` (0.8), ``nb_restarts`` (1).
+* ``AutoAttack``: **ART's own** ``AutoAttack``, *not* the reference implementation of Croce &
+  Hein, ICML 2020 (https://arxiv.org/abs/2003.01690; for that one use
+  :mod:`robact_bench.attacks.autoattack`). Its default list: APGD-CE and APGD-DLR (100 iterations,
+  5 restarts each), DeepFool, Square (5000 iterations, 5 restarts), all untargeted, with no FAB.
+  Linf, L2. ``eps_step`` (eps/4). Square only runs on the points that are still robust when it
+  starts, and on the CPU it's slow: minutes for a few dozen points.
+
+Every ART attack also gets ``batch_size`` (this function's argument). PGD and Square get
+``verbose=False``. Everything passed to ART goes into ``record["params"]``, with the Linf norm
+written as ``"inf"``.
+
+Input range: images in [0, 1], ``(N, C, H, W)``. ART clips to ``clip_values=(0, 1)``. ART can
+return points slightly outside the eps-ball: AutoAttack accepts a perturbation up to
+``eps / (1 - 1e-4)``, and float32 rounding adds a bit more. So the result is projected (clamped to
+the eps-ball, then to [0, 1]) before the threat-model check. The largest change this makes goes
+into ``record["projection"]``. It is 0 when ART stayed inside the ball.
+
+Example:
+    >>> out = art_attack(model, x, y, attack="PGD", eps=0.1, max_iter=20, seed=0)
+    >>> out.x_adv.shape == x.shape
+    True
+
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from robact_bench.attacks.common import (
+    AttackOutput,
+    Timer,
+    check_inputs,
+    check_threat_model,
+    library_version,
+    model_device,
+)
+
+SUPPORTED = ("PGD", "Square", "AutoAttack")
+_INSTALL = "pip install adversarial-robustness-toolbox==1.20.1 packaging multiprocess"
+
+
+def _import(module: str) -> Any:
+    """Import an ART module, with a one-line message when ART (or its undeclared ``packaging``) is missing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(f"ART is not usable here ({err}); install it with `{_INSTALL}`") from None
+
+
+def art_classifier(model: nn.Module, input_shape: tuple[int, ...], nb_classes: int) -> Any:
+    """Wrap ``model`` in an ART ``PyTorchClassifier``.
+
+    The classifier uses ``clip_values=(0, 1)`` and the cross-entropy loss. Its ``device_type`` is
+    ``"gpu"`` when the model is on CUDA and ``"cpu"`` otherwise. ART puts a GPU model on
+    ``torch.cuda.current_device()``.
+
+    Args:
+        model: Model taking images in [0, 1] and returning logits.
+        input_shape: Shape of one input, e.g. ``(1, 28, 28)``.
+        nb_classes: Number of classes (logits).
+
+    Returns:
+        The ART classifier. It calls ``model.eval()`` on every prediction and gradient.
+
+    """
+    classification = _import("art.estimators.classification")
+    device_type = "gpu" if model_device(model).type == "cuda" else "cpu"
+    return classification.PyTorchClassifier(
+        model=model,
+        loss=nn.CrossEntropyLoss(),
+        input_shape=tuple(input_shape),
+        nb_classes=int(nb_classes),
+        clip_values=(0.0, 1.0),
+        device_type=device_type,
+    )
+
+
+def _params(attack: str, eps: float, norm: str, batch_size: int, params: dict[str, Any]) -> dict[str, Any]:
+    """Everything passed to the ART class except the estimator, with the Linf norm as ``"inf"``."""
+    full: dict[str, Any] = {"norm": "inf" if norm == "Linf" else 2, "eps": float(eps)}
+    if attack == "PGD":
+        full["eps_step"] = float(params.pop("eps_step", eps / 4))
+        full["max_iter"] = int(params.pop("max_iter", 20))
+        full["num_random_init"] = int(params.pop("num_random_init", 1))
+        full["targeted"] = bool(params.pop("targeted", False))
+        full["verbose"] = False
+    elif attack == "Square":
+        full["max_iter"] = int(params.pop("max_iter", 1000))
+        full["p_init"] = float(params.pop("p_init", 0.8))
+        full["nb_restarts"] = int(params.pop("nb_restarts", 1))
+        full["verbose"] = False
+    else:
+        full["eps_step"] = float(params.pop("eps_step", eps / 4))
+    full["batch_size"] = int(batch_size)
+    if params:
+        raise TypeError(f"ART {attack} does not take {sorted(params)}")
+    return full
+
+
+def _project(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """Clamp ``x_adv`` to the eps-ball around ``x``, then to [0, 1]. Points inside stay unchanged."""
+    if norm == "Linf":
+        x_adv = torch.minimum(torch.maximum(x_adv, x - eps), x + eps)
+    else:
+        d = (x_adv - x).flatten(1)
+        n = d.norm(dim=1, keepdim=True)
+        # shrink just below eps so that the float32 result is inside the ball after rounding
+        scale = torch.where(n > eps, eps * (1 - 1e-6) / n.clamp_min(1e-12), torch.ones_like(n))
+        x_adv = x + (d * scale).view_as(x)
+    return x_adv.clamp(0.0, 1.0)
+
+
+def art_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    attack: str = "PGD",
+    eps: float,
+    norm: str = "Linf",
+    name: str | None = None,
+    batch_size: int = 500,
+    seed: int = 0,
+    **params: Any,
+) -> AttackOutput:
+    """Run one ART evasion attack over ``(x, y)``.
+
+    Args:
+        model: Model taking images in [0, 1] and returning logits. Its training mode is restored
+            afterwards.
+        x: Images in [0, 1], ``(N, C, H, W)`` (any device; results come back on the CPU).
+        y: Labels ``(N,)``.
+        attack: ``PGD``, ``Square`` or ``AutoAttack`` (ART's own, not Croce & Hein's).
+        eps: Radius of the threat model.
+        norm: ``"Linf"`` or ``"L2"``.
+        name: Our name for this run (default ``"art-"`` + the attack name in lower case).
+        batch_size: Images per ART batch, passed to the ART attack.
+        seed: ``random.seed``, ``np.random.seed`` and ``torch.manual_seed`` before the run. ART
+            draws from the global RNGs: numpy for random starts and Square's proposals, and
+            Python's ``random`` for some of Square's L2 proposals.
+        **params: Attack parameters (``eps_step``, ``max_iter``, ``num_random_init``,
+            ``targeted``, ``p_init``, ``nb_restarts``).
+
+    Returns:
+        :class:`AttackOutput` with the adversarial images (float32, CPU) and a record of every
+        parameter passed to ART.
+
+    """
+    if attack not in SUPPORTED:
+        raise ValueError(f"ART attack must be one of {', '.join(SUPPORTED)}; got {attack!r}")
+    check_inputs(x, y, eps, norm)
+    full = _params(attack, eps, norm, batch_size, dict(params))
+    evasion = _import("art.attacks.evasion")
+    if attack == "AutoAttack":
+        _import("multiprocess")  # ART's AutoAttack.generate imports it; fail before the work starts
+    x_cpu = x.detach().cpu().float()
+    projection = 0.0
+    was_training = model.training
+    with Timer() as t:
+        if len(x):
+            device = model_device(model)
+            model.eval()
+            try:
+                with torch.no_grad():
+                    nb_classes = int(model(x_cpu[:1].to(device)).shape[-1])
+                clf = art_classifier(model, tuple(x_cpu.shape[1:]), nb_classes)
+                cls = {
+                    "PGD": evasion.ProjectedGradientDescent,
+                    "Square": evasion.SquareAttack,
+                    "AutoAttack": evasion.AutoAttack,
+                }[attack]
+                art_kwargs = {**full, "norm": np.inf if norm == "Linf" else 2}
+                atk = cls(clf, **art_kwargs)
+                random.seed(seed)
+                np.random.seed(seed)
+                torch.manual_seed(seed)
+                x_np = atk.generate(x_cpu.numpy(), y=y.detach().cpu().numpy().astype(np.int64))
+            finally:
+                model.train(was_training)
+            raw = torch.from_numpy(np.asarray(x_np, dtype=np.float32)).reshape(x_cpu.shape)
+            x_adv = _project(x_cpu, raw, eps, norm)
+            projection = float((x_adv - raw).abs().max())
+        else:
+            x_adv = x_cpu.clone()
+    if len(x):  # check_threat_model cannot take min() of an empty tensor
+        check_threat_model(x_cpu, x_adv, eps, norm, f"art.{attack}")
+    record = {
+        "backend": "adversarial-robustness-toolbox",
+        "backend_version": library_version("adversarial-robustness-toolbox"),
+        "attack": attack,
+        "norm": norm,
+        "params": full,
+        "seed": seed,
+        "batch_size": batch_size,
+        "seconds": round(t.seconds, 3),
+        "projection": projection,
+    }
+    return AttackOutput(name or f"art-{attack.lower()}", x_adv, None, record)
