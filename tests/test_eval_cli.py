@@ -110,20 +110,24 @@ def test_kill_and_resume_gives_identical_flags(digits_run, tmp_path):
 
 
 def test_rand_with_batched_eot_is_at_most_pgd20_without_eot():
-    """Acceptance: a PGD-trained BReLU LeNet-5 on mnist5k. AutoAttack rand (batched EOT, K = 20,
-    each image scored on R = 10 passes) must not report more than plain PGD-20 without EOT;
-    tolerance 2 points out of 100 (the two are different attacks, not nested)."""
+    """Acceptance: a PGD-trained BReLU LeNet-5 on mnist5k (the main job's recipe: 3 epochs of PGD-7 AT
+    on the 4,000 training images). AutoAttack rand (batched EOT, K = 20, each image scored on R = 10
+    passes) must not report more than plain PGD-20 without EOT, scored the same way; tolerance 2
+    points (the two are different attacks, not nested). Measured here: 85.0% vs 85.0% (88.3% for
+    PGD-20 scored on one pass, as a naive evaluation reports it), clean 96.5%, n = 60."""
     xtr, ytr = load_dataset("mnist5k", "train")
     xte, yte = load_dataset("mnist5k", "test")
     torch.manual_seed(0)
     model = ModelSpec("lenet5", "brelu").build()
-    cfg = TrainConfig("pgd_at", epochs=2, lr=3e-3, optimizer="adamw", scheduler="onecycle", eps=0.1,
+    cfg = TrainConfig("pgd_at", epochs=3, lr=3e-3, optimizer="adamw", scheduler="onecycle", eps=0.1,
                       step_size=0.025, steps=7, clean_weight=0.5, val_fraction=0.0)  # fmt: skip
-    train_model(model, xtr[:2000], ytr[:2000], cfg, progress=False)
-    r = evaluate(model.eval(), xte, yte, "rand", eps=0.1, n_examples=100, eot_iter=20, passes=10, progress=False)
+    train_model(model, xtr, ytr, cfg, progress=False)
+    r = evaluate(model.eval(), xte, yte, "rand", eps=0.1, n_examples=60, eot_iter=20, passes=10, progress=False)
+    assert r.clean_acc > 0.9  # a trained model, or the comparison says nothing
     eot = r.attack("apgd-dlr")  # cumulative: APGD-CE then APGD-DLR, both on the EOT model
     plain = r.attack("pgd20-noeot")
     assert eot.record["eot"]["k"] == 20 and plain.record["eot"] is None and r.passes == 10
     assert r.autoattack_version == "rand" and r.autoattack_acc is not None
     assert eot.accuracy <= plain.accuracy + 0.02
+    assert eot.accuracy <= plain.single_pass_accuracy + 0.02  # the naive number: no EOT, one pass
     assert plain.single_pass_accuracy >= plain.accuracy  # one pass is kinder than the worst of 10
