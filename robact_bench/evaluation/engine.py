@@ -29,7 +29,6 @@ import logging
 import time
 import warnings
 import zlib
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -216,6 +215,7 @@ class _Engine:
                 group_robust[spec.group] = str_to_flags(done["group_robust"])
             log.info("%s: finished earlier (%.4f), skipped", spec.name, rec.accuracy)
             return rec
+        assert self.clean is not None
         target, eot, reason = self.attacked_model(spec)
         if reason is not None:
             self.state.put(spec.name, {"skipped": reason})
@@ -229,7 +229,7 @@ class _Engine:
         rec = AttackRecord(
             name=spec.name,
             accuracy=fraction(flags),
-            single_pass_accuracy=fraction(s.first & (self.clean.first if self.clean is not None else s.first)),
+            single_pass_accuracy=fraction(s.first & self.clean.first),
             library_accuracy=None if out.library_robust is None else fraction(out.library_robust),
             cumulative=spec.group is not None,
             record=record,
@@ -253,15 +253,18 @@ class _Engine:
         for v in tqdm(values, desc=f"sweep {sweep.kind} {spec.name}", disable=not self.progress, leave=False):
             name = f"sweep:{sweep.kind}:{spec.name}:{v:g}"
             done = self.state.get(name)
-            eps = min(1.0, v * self.cfg.eps) if sweep.kind == "eps" and self.cfg.norm == "Linf" else (
-                v * self.cfg.eps if sweep.kind == "eps" else self.cfg.eps)  # fmt: skip
+            eps = v * self.cfg.eps if sweep.kind == "eps" else self.cfg.eps
+            if self.cfg.norm == "Linf":
+                eps = min(1.0, eps)  # a Linf ball beyond [0, 1] changes nothing
             xs_values.append(eps if sweep.kind == "eps" else int(v))
             if done is None:
                 overrides = {"steps": int(v)} if sweep.kind == "steps" else {}
                 unit_spec = AttackSpec(name, spec.backend, spec.attack, spec.params, eot=spec.eot, via=spec.via)
                 out = self.run_attack(unit_spec, target, eot, eps=eps, robust=None, overrides=overrides)
                 flags, s = self.score_unit(name, out)
-                done = {"accuracy": fraction(flags), "single_pass_accuracy": fraction(s.first), "record": out.record}
+                assert self.clean is not None
+                first = fraction(s.first & self.clean.first)
+                done = {"accuracy": fraction(flags), "single_pass_accuracy": first, "record": out.record}
                 self.state.put(name, done)
             accs.append(done["accuracy"])
             single.append(done["single_pass_accuracy"])
@@ -437,5 +440,3 @@ def _saf_unit(eng: _Engine, dataset: str) -> dict[str, Any]:
     eng.state.put("saf", out)
     return out
 
-
-Runner = Callable[..., EvalResult]
