@@ -293,8 +293,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise CliError(f"{meta_path}: no dataset recorded; give --dataset")
     x, y = load_dataset(dataset, args.split, root=args.data_root)
     out, state = _eval_paths(args, meta_path.parent)
-    if out.exists() and not args.resume and not args.overwrite:
-        raise CliError(f"{out} exists: pass --overwrite to replace it (or --out elsewhere)")
+    if out.exists() and not args.overwrite:
+        if args.resume and not state.exists():  # finished earlier: nothing to resume
+            print(f"finished earlier: {out} (--overwrite to recompute)")
+            return 0
+        if not args.resume:
+            raise CliError(f"{out} exists: pass --overwrite to replace it (or --out elsewhere)")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     name = str(training.get("name", meta_path.parent.parent.name if meta_path.parent.name.startswith("seed") else

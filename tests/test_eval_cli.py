@@ -131,3 +131,15 @@ def test_rand_with_batched_eot_is_at_most_pgd20_without_eot():
     assert eot.accuracy <= plain.accuracy + 0.02
     assert eot.accuracy <= plain.single_pass_accuracy + 0.02  # the naive number: no EOT, one pass
     assert plain.single_pass_accuracy >= plain.accuracy  # one pass is kinder than the worst of 10
+
+
+def test_eval_refuses_to_overwrite_and_resume_of_a_finished_result_is_a_no_op(digits_run, tmp_path):
+    out = tmp_path / "r.json"
+    base = ["eval", "--checkpoint", str(digits_run), "--suite", "brelu_paper", "--attacks", "fgsm", "--eps", "0.05",
+            "--n-examples", "10", "--no-sweeps", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert _cli(*base).returncode == 0
+    first = out.read_text()
+    res = _cli(*base)
+    assert res.returncode == 2 and "exists: pass --overwrite" in res.stderr
+    res = _cli(*base, "--resume")
+    assert res.returncode == 0 and "finished earlier" in res.stdout and out.read_text() == first
