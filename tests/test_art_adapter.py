@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from robact_bench.attacks.art import SUPPORTED, _project, art_attack, art_classifier
-from robact_bench.attacks.common import perturbation_norm
+from robact_bench.attacks.art import SUPPORTED, art_attack, art_classifier
+from robact_bench.attacks.common import perturbation_norm, project
 from robact_bench.evaluation.stochastic import fraction, predict_passes
 from robact_bench.models import ModelSpec
 
@@ -146,7 +146,7 @@ def test_projection_fixes_art_slack_and_leaves_valid_points(norm):
     x_adv = x + unit * radius
     assert float(x_adv.min()) > 0.0 and float(x_adv.max()) < 1.0
     assert float(perturbation_norm(x, x_adv, norm)[4]) > eps + 1e-6  # the slack the check would reject
-    fixed = _project(x, x_adv, eps, norm)
+    fixed, _ = project(x, x_adv, eps, norm)
     _assert_valid(x, fixed, eps, norm)
     assert torch.equal(fixed[:2], x_adv[:2])  # inside the ball: unchanged
     # minimal: each point moves by no more than its excess over eps

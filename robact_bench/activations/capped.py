@@ -21,6 +21,19 @@ from robact_bench.activations import ACTIVATIONS
 from robact_bench.activations._validate import positive
 
 
+def _uncapped(self: nn.Module) -> nn.Module:
+    """The BPDA surrogate: ``nn.ReLU()``, the cap removed.
+
+    Beyond the cap ``clamp(x, 0, m)`` is flat, so its gradient there is exactly zero: a
+    network whose units sit above their caps hands a gradient attack zero or near-zero input
+    gradients (masked gradients, not robustness). BPDA (Athalye et al. 2018) approximates
+    the clamp by the identity beyond ``m`` in the backward pass; that is ReLU, whose forward
+    equals the capped one wherever the cap is not reached
+    (:mod:`robact_bench.attacks.bpda`).
+    """
+    return nn.ReLU()
+
+
 @ACTIVATIONS.register("srelu", aliases=("static_max_relu", "capped_relu"))
 class SReLU(nn.Module):
     """Static-max-value ReLU: ``clamp(x, 0, m)`` with a fixed cap ``m > 0``.
@@ -40,17 +53,7 @@ class SReLU(nn.Module):
         """Return ``clamp(x, 0, m)``."""
         return x.clamp(0.0, self.m)
 
-    def surrogate(self) -> nn.Module:
-        """The BPDA surrogate: ``nn.ReLU()``, the cap removed.
-
-        Beyond the cap ``clamp(x, 0, m)`` is flat, so its gradient there is exactly zero: a
-        network whose units sit above their caps hands a gradient attack zero or near-zero input
-        gradients (masked gradients, not robustness). BPDA (Athalye et al. 2018) approximates
-        the clamp by the identity beyond ``m`` in the backward pass; that is ReLU, whose forward
-        equals the capped one wherever the cap is not reached
-        (:mod:`robact_bench.attacks.bpda`).
-        """
-        return nn.ReLU()
+    surrogate = _uncapped
 
     def extra_repr(self) -> str:
         """Arguments shown by ``repr``."""
@@ -116,17 +119,7 @@ class DReLU(LazyModuleMixin, nn.Module):
         """Fraction of the entries of ``x`` (a pre-activation batch) that reach the cap."""
         return float(self.at_cap(x).float().mean())
 
-    def surrogate(self) -> nn.Module:
-        """The BPDA surrogate: ``nn.ReLU()``, the cap removed.
-
-        Beyond the cap ``clamp(x, 0, m)`` is flat, so its gradient there is exactly zero: a
-        network whose units sit above their caps hands a gradient attack zero or near-zero input
-        gradients (masked gradients, not robustness). BPDA (Athalye et al. 2018) approximates
-        the clamp by the identity beyond ``m`` in the backward pass; that is ReLU, whose forward
-        equals the capped one wherever the cap is not reached
-        (:mod:`robact_bench.attacks.bpda`).
-        """
-        return nn.ReLU()
+    surrogate = _uncapped
 
     def extra_repr(self) -> str:
         """Arguments shown by ``repr``."""

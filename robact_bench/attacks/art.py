@@ -61,6 +61,7 @@ from robact_bench.attacks.common import (
     check_threat_model,
     library_version,
     model_device,
+    project,
 )
 
 SUPPORTED = ("PGD", "Square", "AutoAttack")
@@ -123,19 +124,6 @@ def _params(attack: str, eps: float, norm: str, batch_size: int, params: dict[st
     if params:
         raise TypeError(f"ART {attack} does not take {sorted(params)}")
     return full
-
-
-def _project(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    """Clamp ``x_adv`` to the eps-ball around ``x``, then to [0, 1]. Points inside stay unchanged."""
-    if norm == "Linf":
-        x_adv = torch.minimum(torch.maximum(x_adv, x - eps), x + eps)
-    else:
-        d = (x_adv - x).flatten(1)
-        n = d.norm(dim=1, keepdim=True)
-        # shrink just below eps so that the float32 result is inside the ball after rounding
-        scale = torch.where(n > eps, eps * (1 - 1e-6) / n.clamp_min(1e-12), torch.ones_like(n))
-        x_adv = x + (d * scale).view_as(x)
-    return x_adv.clamp(0.0, 1.0)
 
 
 def art_attack(
@@ -206,12 +194,11 @@ def art_attack(
             finally:
                 model.train(was_training)
             raw = torch.from_numpy(np.asarray(x_np, dtype=np.float32)).reshape(x_cpu.shape)
-            x_adv = _project(x_cpu, raw, eps, norm)
+            x_adv, _ = project(x_cpu, raw, eps, norm)
             projection = float((x_adv - raw).abs().max())
         else:
             x_adv = x_cpu.clone()
-    if len(x):  # check_threat_model cannot take min() of an empty tensor
-        check_threat_model(x_cpu, x_adv, eps, norm, f"art.{attack}")
+    check_threat_model(x_cpu, x_adv, eps, norm, f"art.{attack}")
     record = {
         "backend": "adversarial-robustness-toolbox",
         "backend_version": library_version("adversarial-robustness-toolbox"),

@@ -58,8 +58,8 @@ def _unit_seed(seed: int, name: str) -> int:
 
 
 @torch.no_grad()
-def check_model_output(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> list[str]:
-    """Validate a model's outputs on ``x``: logits, finite, one column per label. Returns warnings.
+def check_model_output(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> None:
+    """Validate a model's outputs on ``x``: logits, finite, one column per label.
 
     Raises ``ValueError`` (one line) for NaN/inf outputs, outputs that are not ``(N, classes)``,
     labels outside ``[0, classes)``, and outputs that are probabilities (every row in [0, 1]
@@ -342,7 +342,8 @@ def run_evaluation(
     check_inputs(x, y, cfg.eps, cfg.norm)
     idx = balanced_subset(y, cfg.n_examples) if cfg.n_examples is not None else torch.arange(len(y))
     xs, ys = x[idx].contiguous().cpu(), y[idx].contiguous().cpu()
-    notes = check_model_output(model, xs, ys, cfg.batch_size)
+    check_model_output(model, xs, ys, cfg.batch_size)
+    notes: list[str] = []
     model.eval()
     torch.manual_seed(cfg.seed)
     diagnostics = [stochastic_check(model, xs[: min(len(xs), 64)])]
