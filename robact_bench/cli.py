@@ -101,38 +101,62 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from robact_bench.evaluation.config import EvalConfig
-    from robact_bench.jobs import default_entries, run_job, summary_rows
+    from robact_bench.jobs import leaderboard_entries, run_job, summary_rows
 
     quick = args.quick
     out = Path(args.out) if args.out is not None else Path("runs/quick" if quick else ".")
-    if quick:
-        entries = default_entries(epochs_at=1, epochs_natural=1, epochs_drelu=1, eps=args.eps)
-        n_examples, n_train = args.n_examples or 8, 1000
-    else:
-        entries = default_entries(eps=args.eps)
-        n_examples, n_train = args.n_examples or 50, None
+    seeds = tuple(args.seeds) if args.seeds is not None else ((0,) if quick else (0, 1, 2))
+    n_examples = args.n_examples or (8 if quick else 50)
     eval_cfg = EvalConfig(
-        suite="basic",
+        suite=args.suite,
         eps=args.eps,
         n_examples=n_examples,
         seed=args.seed,
-        attacks=("pgd7_reported", "pgd20", "apgd-ce") if quick else None,
+        eot_iter=args.eot_iter,
+        passes=args.passes,
+        attacks=("pgd20", "fgsm", "pgd20-noeot") if quick else None,
+        sweeps=not quick,
     )
     t0 = time.perf_counter()
-    results, table = run_job(
-        entries,
-        dataset="mnist5k",
-        eval_cfg=eval_cfg,
-        out=out,
-        progress=args.progress,
-        quick=quick,
-        n_train=n_train,
-    )
-    elapsed = time.perf_counter() - t0
-    for row in summary_rows(results):
-        print(json.dumps(row))
-    print(f"table: {table}")
-    print(f"wall time: {elapsed:.1f} s")
+    for dataset in args.dataset:
+        if quick:
+            entries = leaderboard_entries(dataset, epochs_at=1, epochs_natural=1, epochs_drelu=1, eps=args.eps)
+        else:
+            entries = leaderboard_entries(dataset, eps=args.eps)
+        if args.models:
+            known = [e.name for e in entries]
+            unknown = sorted(set(args.models) - set(known))
+            if unknown:
+                raise CliError(f"--models: no model {', '.join(unknown)} on {dataset}; have {', '.join(known)}")
+            entries = [e for e in entries if e.name in args.models]
+        results, table = run_job(entries, dataset=dataset, seeds=seeds, eval_cfg=eval_cfg, out=out,
+                                 progress=args.progress, quick=quick, n_train=1000 if quick else None)  # fmt: skip
+        for row in summary_rows(results):
+            print(json.dumps(row))
+        print(f"table: {table}")
+    print(f"wall time: {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _cmd_leaderboard_validate(args: argparse.Namespace) -> int:
+    from robact_bench.leaderboard.schema import validate_paths
+
+    report = validate_paths(args.paths)
+    for line in report.errors:
+        print(line)
+    bad = len({line.split(": ", 1)[0] for line in report.errors})
+    print(f"{len(report.files)} files checked: {len(report.files) - bad} valid, {bad} invalid")
+    return 0 if report.ok else 1
+
+
+def _cmd_leaderboard_render(args: argparse.Namespace) -> int:
+    from robact_bench.leaderboard.publish import publish
+
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        raise CliError(f"{directory}: not a folder (give a leaderboard folder holding JSON entries)")
+    for p in publish(directory, title=args.title or ""):
+        print(f"written: {p}")
     return 0
 
 
@@ -348,30 +372,64 @@ def build_parser() -> argparse.ArgumentParser:
     p_run = sub.add_parser(
         "run",
         parents=[common],
-        help="the main job: train and evaluate the seed methods on mnist5k, write the leaderboard",
+        help="the main job: train and evaluate every seed method and the baselines, write the leaderboards",
         description=(
-            "Train LeNet-5 with ReLU and BReLU (PGD-7 adversarial training), a ReLU LeNet-5 with a "
-            "D-ReLU head (natural training + cap penalty) and an mReLU LeNet-5 (natural training) "
-            "on mnist5k; evaluate each (clean, PGD, AutoAttack; EOT and repeated passes for BReLU); "
-            "write <out>/leaderboards/mnist5k/Linf/*.json and README.md, checkpoints in <out>/runs/."
+            "For each dataset (mnist5k: LeNet-5; digits: an MLP), train every seed activation under its "
+            "paper's recipe (BReLU and VBReLU with PGD-AT, a D-ReLU head with the cap penalty, mReLU with the "
+            "symmetric-activation paper's training and plainly) and the ReLU PGD-AT and TRADES baselines, with "
+            "3 seeds each; evaluate each with the adaptive suite and its gradient-masking checks; write "
+            "<out>/leaderboards/<dataset>/Linf/ (JSON entries, README.md, index.html, plots/) and checkpoints "
+            "in <out>/runs/."
         ),
     )
     p_run.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run (<1 min): 1 epoch on 1,000 images, 8 test points, AutoAttack's APGD-CE only; "
+        help="smoke run: 1 epoch on 1,000 images, seed 0, 8 test points, PGD-20 and FGSM only, no sweeps; "
         "default --out runs/quick",
     )
     p_run.add_argument("--out", default=None, help="output root (default: . ; runs/quick with --quick)")
+    p_run.add_argument("--dataset", nargs="+", choices=("mnist5k", "digits"), default=["digits", "mnist5k"],
+                       help="leaderboards to build (default: both)")  # fmt: skip
+    p_run.add_argument("--models", nargs="+", default=None, metavar="NAME",
+                       help="only these models (e.g. LeNet5_BReLU_PGDAT; default: all)")  # fmt: skip
+    p_run.add_argument("--seeds", type=nonnegative_int, nargs="+", default=None, metavar="S",
+                       help="training seeds (default 0 1 2; 0 with --quick)")  # fmt: skip
+    p_run.add_argument("--suite", default="adaptive", help="evaluation suite (default: adaptive)")
     p_run.add_argument("--eps", type=parse_eps, default=0.1, help="Linf radius, e.g. 0.1 or 8/255 (default 0.1)")
     p_run.add_argument(
         "--n-examples", type=positive_int, default=None, help="test points per model (default 50; 8 with --quick)"
     )
+    p_run.add_argument("--eot-iter", type=positive_int, default=10,
+                       help="EOT samples K per gradient/query on random models (default 10)")  # fmt: skip
+    p_run.add_argument("--passes", type=positive_int, default=10,
+                       help="forward passes R scoring each image of a random model (default 10)")  # fmt: skip
     p_run.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
     p_run.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=True, help="show progress bars (default: on)"
     )
     p_run.set_defaults(func=_cmd_run)
+
+    p_lb = sub.add_parser("leaderboard", parents=[common], help="validate or render leaderboard folders")
+    lb_sub = p_lb.add_subparsers(dest="lb_command", required=True, metavar="<action>", parser_class=_Parser)
+    p_val = lb_sub.add_parser(
+        "validate",
+        parents=[common],
+        help="check JSON entries against the entry schema (RobustBench fields + our robact block)",
+        description="Validate RobustBench model_info JSON files (ours and RobustBench's own) against the JSON "
+        "Schema shipped in the package; folders are searched for *.json. One line per problem (file, field, "
+        "what was expected); exit code 1 when a file is invalid.",
+    )
+    p_val.add_argument("paths", nargs="+", metavar="PATH", help="JSON files or folders")
+    p_val.set_defaults(func=_cmd_leaderboard_validate)
+    p_ren = lb_sub.add_parser(
+        "render",
+        parents=[common],
+        help="write README.md, index.html, plots/ and statistics of a leaderboard folder from its JSON files",
+    )
+    p_ren.add_argument("directory", metavar="DIR", help="a leaderboard folder (e.g. leaderboards/mnist5k/Linf)")
+    p_ren.add_argument("--title", default=None, help="page title (default: from the entries)")
+    p_ren.set_defaults(func=_cmd_leaderboard_render)
 
     p_train = sub.add_parser(
         "train",

@@ -1,16 +1,21 @@
-"""The main job: train the seed methods on embedded real data, evaluate them, publish the table.
+"""The main job: the published leaderboards, from training to the rendered table.
 
-``robact-bench run`` calls :func:`run_job` with :func:`default_entries`: LeNet-5 on mnist5k
-(4,000 train / 1,000 test real MNIST digits), Linf eps = 0.1 (the D-ReLU paper's MNIST bound):
+``robact-bench run`` calls :func:`run_job` with :func:`leaderboard_entries`: every seed
+activation under each recipe its paper uses, plus the two baselines every table is read
+against, each trained with 3 seeds and evaluated with the ``adaptive`` suite:
 
-* ReLU, PGD-7 adversarial training (the baseline every row is read against);
-* BReLU, PGD-7 adversarial training (the BReLU paper's recipe);
+* baselines: ReLU with PGD-7 adversarial training, ReLU with TRADES (beta 6), same budget;
+* BReLU and VBReLU, PGD-7 adversarial training (the BReLU paper's recipe);
 * ReLU with a D-ReLU head, natural training + lambda * sum m^2 (the D-ReLU paper's recipe);
-* mReLU after the convolutions, ReLU after fc1 (the symmetric-activation paper's structure),
-  natural training.
+* mReLU after the convolutions with the final 1-D RBF, random + mean training and the hybrid
+  loss (the symmetric-activation paper's mReLU-r-m), and mReLU with plain training (its mReLU).
+
+Datasets: ``mnist5k`` (LeNet-5, 4,000 train / 1,000 test real MNIST digits) and ``digits``
+(a two-layer MLP on scikit-learn's 8x8 digits), Linf eps = 0.1 (the D-ReLU paper's MNIST bound).
 
 Each entry's flow: model spec -> train -> checkpoint (safetensors + JSON) -> evaluate ->
-``EvalResult`` -> RobustBench JSON entry; then the Markdown table of the folder.
+``EvalResult`` (with gradient-masking checks) -> RobustBench JSON entry; then the folder's
+Markdown table, HTML page, plots and statistics, generated from the JSON files only.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from robact_bench.evaluation.config import EvalConfig
 from robact_bench.evaluation.engine import run_evaluation
 from robact_bench.evaluation.result import EvalResult
 from robact_bench.fileio import atomic_write_json
-from robact_bench.leaderboard.export import to_robustbench, write_entry, write_table
+from robact_bench.leaderboard.export import to_robustbench, write_entry
 from robact_bench.models import ModelSpec
 from robact_bench.models.checkpoint import save_checkpoint
 from robact_bench.training.config import TrainConfig
@@ -43,16 +48,17 @@ MADRY = "https://arxiv.org/abs/1706.06083"
 
 @dataclass(frozen=True)
 class Entry:
-    """One leaderboard row to produce: what to build, how to train it, how to cite it.
+    """One leaderboard model to produce (trained once per seed): what to build, how, and its source.
 
     Attributes:
-        name: File-safe model name (the JSON file's stem).
+        name: File-safe model name, shared by its seeds (the JSON files are ``<name>_s<seed>.json``).
         title: Human-readable description (RobustBench's ``name`` field).
         spec: The model.
-        train: The training configuration.
+        train: The training configuration (its seed is replaced per seed).
         method: The paper the method comes from (title), or the baseline's reference.
         link: A link for RobustBench's ``link`` field ("" when the paper has none we can cite).
         venue: RobustBench's ``venue`` field.
+        baseline: One of the baselines every table shows (ReLU with PGD-AT or TRADES).
 
     """
 
@@ -63,67 +69,105 @@ class Entry:
     method: str
     link: str = ""
     venue: str = "robact_bench reproduction"
+    baseline: bool = False
 
 
-def default_entries(
-    *, epochs_at: int = 3, epochs_natural: int = 5, epochs_drelu: int = 10, eps: float = 0.1
+BRELU_PAPER = (
+    "Robustness through Random Activation: Adversarial Training with Bernoulli Rectified Linear Units "
+    "(anonymous submission)"
+)
+SAF_PAPER = "Suppressing the Unusual: towards Robust CNNs using Symmetric Activation Functions (Zhao and Griffin)"
+TRADES = "https://arxiv.org/abs/1901.08573"
+
+#: per dataset: architecture, its title, and extra keyword arguments for the conv/dense variants
+_ARCHS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "mnist5k": ("lenet5", "LeNet5", {}),
+    "digits": ("mlp2", "MLP2", {"hidden": [64, 64]}),
+}
+
+#: per dataset: epochs of adversarial, natural/SAF and D-ReLU training (digits has 1,437 training
+#: images, so it needs more passes than mnist5k's 4,000 for the same number of steps)
+_EPOCHS: dict[str, tuple[int, int, int]] = {"mnist5k": (3, 5, 10), "digits": (15, 15, 30)}
+
+
+def leaderboard_entries(
+    dataset: str = "mnist5k",
+    *,
+    epochs_at: int | None = None,
+    epochs_natural: int | None = None,
+    epochs_drelu: int | None = None,
+    eps: float = 0.1,
 ) -> list[Entry]:
-    """The four LeNet-5 rows of the main job (see the module docstring).
+    """The models of the published leaderboard for ``dataset`` (see the module docstring).
 
     PGD-AT: PGD-7 (step eps/4, random start), loss 0.5 CE(x) + 0.5 CE(x*), AdamW with OneCycle
-    up to lr 3e-3 (weight decay 0.01, as the BReLU paper), batch 128. Natural training: the same
-    optimizer and schedule. D-ReLU: the paper's Adam at 1e-3 (constant), lambda = 0.01, the caps
-    (initial m = 100) on their own learning rate of 0.5 so they reach the activations in a short
-    run (see the README).
+    up to lr 3e-3 (weight decay 0.01, as the BReLU paper), batch 128. TRADES: beta 6 with the same
+    attack, epochs and optimizer (the same budget). Natural and SAF training: the same optimizer and
+    schedule. Epochs per dataset: mnist5k 3 (adversarial) / 5 (natural, SAF) / 10 (D-ReLU); digits
+    15 / 15 / 30. D-ReLU: the paper's Adam at 1e-3 (constant), lambda = 0.01, the caps (initial m = 100)
+    on their own learning rate of 0.5 so they reach the activations in a short run (see the README).
+    SAF: the hybrid loss (a1 = a2 = 1, a3 = 0), half of each batch perturbed (delta 0.3), 16 mean copies.
     """
-    # val_fraction = 0: the main job trains on all 4,000 training images (its committed numbers
-    # were produced that way); `robact-bench train` carves a validation split by default.
+    if dataset not in _ARCHS:
+        raise ValueError(f"the leaderboard job knows datasets {', '.join(_ARCHS)}; got {dataset!r}")
+    arch, arch_title, arch_kw = _ARCHS[dataset]
+    default_at, default_natural, default_drelu = _EPOCHS[dataset]
+    epochs_at = default_at if epochs_at is None else epochs_at
+    epochs_natural = default_natural if epochs_natural is None else epochs_natural
+    epochs_drelu = default_drelu if epochs_drelu is None else epochs_drelu
+    conv = arch == "lenet5"
+    # val_fraction = 0: train on every training image
     pgd = TrainConfig(
         "pgd_at", epochs=epochs_at, optimizer="adamw", scheduler="onecycle", lr=3e-3,
         eps=eps, step_size=eps / 4, steps=7, clean_weight=0.5, val_fraction=0.0,
     )  # fmt: skip
+    trades = replace(pgd, recipe="trades", trades_beta=6.0)
     drelu = TrainConfig(
         "drelu", epochs=epochs_drelu, optimizer="adam", lr=1e-3, weight_decay=0.0, scheduler="none",
         drelu_lambda=0.01, drelu_lr=0.5, val_fraction=0.0,
     )  # fmt: skip
     natural = TrainConfig("standard", epochs=epochs_natural, lr=3e-3, val_fraction=0.0)
+    saf = TrainConfig(
+        "saf", epochs=epochs_natural, lr=3e-3, optimizer="adamw", scheduler="onecycle", hybrid_a1=1.0,
+        hybrid_a2=1.0, hybrid_a3=0.0, saf_delta=0.3, saf_fraction=0.5, saf_mean_copies=16, saf_mean_sigma=0.3,
+        val_fraction=0.0,
+    )  # fmt: skip
+    mrelu_kw = {**arch_kw, **({"fc_act_layer": "relu"} if conv else {})}
+    saf_kw = {**mrelu_kw, **({"batch_norm": True} if conv else {})}
+    where = "(convolutions) + ReLU (fc1)" if conv else "(both hidden layers)"
+
+    def spec(act: str, **kw: Any) -> ModelSpec:
+        arch_kwargs = kw.pop("arch_kwargs", arch_kw)
+        return ModelSpec(arch, act, arch_kwargs=dict(arch_kwargs), **kw)
+
+    a = arch_title
     return [
-        Entry(
-            "LeNet5_ReLU_PGDAT",
-            "LeNet-5 ReLU, PGD-7 adversarial training (baseline)",
-            ModelSpec("lenet5", "relu"),
-            pgd,
-            "Towards Deep Learning Models Resistant to Adversarial Attacks (Madry et al., ICLR 2018)",
-            MADRY,
-        ),
-        Entry(
-            "LeNet5_BReLU_PGDAT",
-            "LeNet-5 BReLU, PGD-7 adversarial training",
-            ModelSpec("lenet5", "brelu"),
-            pgd,
-            "Robustness through Random Activation: Adversarial Training with Bernoulli Rectified "
-            "Linear Units (anonymous submission)",
-        ),
-        Entry(
-            "LeNet5_ReLU_DReLUHead",
-            "LeNet-5 ReLU + D-ReLU head, natural training + cap penalty",
-            ModelSpec("lenet5", "relu", drelu_head=500, drelu_head_m_init=100.0),
-            drelu,
-            "Dynamic-Max-Value ReLU",
-        ),
-        Entry(
-            "LeNet5_mReLU_Natural",
-            "LeNet-5 mReLU (convolutions) + ReLU (fc1), natural training",
-            ModelSpec("lenet5", "mrelu", arch_kwargs={"fc_act_layer": "relu"}),
-            natural,
-            "Suppressing the Unusual: towards Robust CNNs using Symmetric Activation Functions (Zhao and Griffin)",
-        ),
-    ]
+        Entry(f"{a}_ReLU_PGDAT", f"{a} ReLU, PGD-7 adversarial training (baseline)", spec("relu"), pgd,
+              "Towards Deep Learning Models Resistant to Adversarial Attacks (Madry et al., ICLR 2018)", MADRY,
+              "ICLR 2018 (baseline)", baseline=True),
+        Entry(f"{a}_ReLU_TRADES6", f"{a} ReLU, TRADES beta 6 (baseline)", spec("relu"), trades,
+              "Theoretically Principled Trade-off between Robustness and Accuracy (Zhang et al., ICML 2019)", TRADES,
+              "ICML 2019 (baseline)", baseline=True),
+        Entry(f"{a}_BReLU_PGDAT", f"{a} BReLU, PGD-7 adversarial training", spec("brelu"), pgd, BRELU_PAPER),
+        Entry(f"{a}_VBReLU_PGDAT", f"{a} VBReLU, PGD-7 adversarial training", spec("vbrelu"), pgd, BRELU_PAPER),
+        Entry(f"{a}_ReLU_DReLUHead", f"{a} ReLU + D-ReLU head, natural training + cap penalty",
+              spec("relu", drelu_head=500 if conv else 64, drelu_head_m_init=100.0), drelu, "Dynamic-Max-Value ReLU"),
+        Entry(f"{a}_mReLU_RBF_SAF", f"{a} mReLU {where} + 1-D RBF output, random + mean training, hybrid loss",
+              spec("mrelu", arch_kwargs=saf_kw, rbf_output=True), saf, SAF_PAPER),
+        Entry(f"{a}_mReLU_Natural", f"{a} mReLU {where}, natural training",
+              spec("mrelu", arch_kwargs=mrelu_kw), natural, SAF_PAPER),
+    ]  # fmt: skip
+
+
+def entry_file_name(entry: Entry, seed: int) -> str:
+    """The JSON file stem (and run folder) of ``entry`` trained with ``seed``."""
+    return f"{entry.name}_s{seed}"
 
 
 def run_entry(
     entry: Entry,
     *,
+    seed: int = 0,
     dataset: str,
     train_data: tuple[torch.Tensor, torch.Tensor],
     test_data: tuple[torch.Tensor, torch.Tensor],
@@ -132,24 +176,23 @@ def run_entry(
     progress: bool = True,
     quick: bool = False,
 ) -> EvalResult:
-    """Train, checkpoint, evaluate and export one entry; return its :class:`EvalResult`."""
+    """Train (with ``seed``), checkpoint, evaluate and export one entry; return its :class:`EvalResult`."""
     info = dataset_info(dataset)
     c, h, _ = info.shape
-    spec = replace(
-        entry.spec,
-        num_classes=info.num_classes,
-        arch_kwargs={"in_chans": c, "img_size": h, **entry.spec.arch_kwargs},
-    )
-    torch.manual_seed(entry.train.seed)
+    img = {"in_chans": c, "img_size": h}
+    spec = replace(entry.spec, num_classes=info.num_classes, arch_kwargs={**img, **entry.spec.arch_kwargs})
+    train_cfg = replace(entry.train, seed=seed)
+    file_name = entry_file_name(entry, seed)
+    torch.manual_seed(seed)
     model = spec.build()
     t0 = time.perf_counter()
-    history = train_model(model, *train_data, entry.train, progress=progress, desc=entry.name)
+    history = train_model(model, *train_data, train_cfg, progress=progress, desc=file_name)
     train_seconds = time.perf_counter() - t0
-    run_dir = out / "runs" / dataset / entry.name
+    run_dir = out / "runs" / dataset / file_name
     training = {
-        "recipe": entry.train.recipe,
+        "recipe": train_cfg.recipe,
         "method": entry.method,
-        "config": entry.train.to_dict(),
+        "config": train_cfg.to_dict(),
         "dataset": dataset,
         "split": "train",
         "n_train": len(train_data[1]),
@@ -161,7 +204,7 @@ def run_entry(
         model,
         *test_data,
         eval_cfg,
-        model_name=entry.name,
+        model_name=file_name,
         title=entry.title,
         dataset=dataset,
         split="test",
@@ -172,9 +215,9 @@ def run_entry(
     )
     atomic_write_json(run_dir / "eval.json", result.to_dict())
     board = out / "leaderboards" / dataset / eval_cfg.norm
-    write_entry(
-        to_robustbench(result, link=entry.link, venue=entry.venue, architecture=_arch_title(spec)), board, entry.name
-    )
+    exported = to_robustbench(result, link=entry.link, venue=entry.venue, architecture=_arch_title(spec),
+                              group=entry.name, baseline=entry.baseline)  # fmt: skip
+    write_entry(exported, board, file_name)
     return result
 
 
@@ -204,17 +247,19 @@ def run_job(
     entries: Sequence[Entry],
     *,
     dataset: str = "mnist5k",
+    seeds: Sequence[int] = (0, 1, 2),
     eval_cfg: EvalConfig,
     out: str | os.PathLike[str] = ".",
     progress: bool = True,
     quick: bool = False,
     n_train: int | None = None,
 ) -> tuple[list[EvalResult], Path]:
-    """Run every entry and render the leaderboard table; return results and the table path.
+    """Run every entry with every seed, then render the leaderboard folder; return results and its table.
 
     Args:
-        entries: Rows to produce.
+        entries: Models to produce.
         dataset: Dataset name (train on ``train``, evaluate on ``test``).
+        seeds: Training seeds (one checkpoint and one JSON entry per entry and seed).
         eval_cfg: Evaluation configuration.
         out: Output root: ``<out>/leaderboards/<dataset>/<norm>/`` and ``<out>/runs/``.
         progress: Show progress bars.
@@ -222,27 +267,20 @@ def run_job(
         n_train: Use only the first ``n_train`` class-balanced training images.
 
     """
+    from robact_bench.leaderboard.publish import publish
+
     out = Path(out)
     train, test = _load(dataset, n_train)
     results = []
     for entry in entries:
-        log.info("running %s", entry.name)
-        results.append(
-            run_entry(
-                entry,
-                dataset=dataset,
-                train_data=train,
-                test_data=test,
-                eval_cfg=eval_cfg,
-                out=out,
-                progress=progress,
-                quick=quick,
-            )
-        )
+        for seed in seeds:
+            log.info("running %s seed %d", entry.name, seed)
+            res = run_entry(entry, seed=seed, dataset=dataset, train_data=train, test_data=test,
+                            eval_cfg=eval_cfg, out=out, progress=progress, quick=quick)  # fmt: skip
+            results.append(res)
     board = out / "leaderboards" / dataset / eval_cfg.norm
-    title = f"{dataset}, {eval_cfg.norm}, eps = {eval_cfg.eps:g}" + (" (SMOKE RUN: not a result)" if quick else "")
-    table = write_table(board, title=title)
-    return results, table
+    paths = publish(board)
+    return results, paths[0]
 
 
 def summary_rows(results: Sequence[EvalResult]) -> list[dict[str, Any]]:
@@ -251,8 +289,8 @@ def summary_rows(results: Sequence[EvalResult]) -> list[dict[str, Any]]:
         {
             "model": r.model_name,
             "clean": round(100 * r.clean_acc, 2),
-            "reported": round(100 * r.reported_acc, 2),
-            "autoattack": round(100 * r.autoattack_acc, 2),
+            "reported": None if r.reported_acc is None else round(100 * r.reported_acc, 2),
+            "autoattack": None if r.autoattack_acc is None else round(100 * r.autoattack_acc, 2),
             "robust": round(100 * r.robust_acc, 2),
             "n": r.n_examples,
             "seconds": round(r.wall_time_s + r.training.get("seconds", 0.0), 1),

@@ -1,27 +1,34 @@
-"""The committed leaderboards are valid RobustBench entries and their tables are generated."""
+"""The committed leaderboards: valid entries, the numbers consistent, the rendered files generated from them."""
 
 import json
 from pathlib import Path
 
 import pytest
-from contract import TYPES as CONTRACT_TYPES
 
-from robact_bench.leaderboard.export import render_markdown
+from robact_bench.leaderboard.render import load_entries, render_html, render_markdown
+from robact_bench.leaderboard.schema import validate_paths
+from robact_bench.leaderboard.stats import leaderboard_stats, stats_html, stats_markdown
 
 ROOT = Path(__file__).resolve().parents[1] / "leaderboards"
 BOARDS = sorted({p.parent for p in ROOT.rglob("*.json")}) if ROOT.is_dir() else []
-TYPES = {**CONTRACT_TYPES, "robact": dict}
 
 
-@pytest.mark.skipif(not BOARDS, reason="no committed leaderboards")
+def test_published_boards_exist():
+    assert {b.relative_to(ROOT).as_posix() for b in BOARDS} == {"mnist5k/Linf", "digits/Linf"}
+
+
 @pytest.mark.parametrize("board", BOARDS, ids=[str(b.relative_to(ROOT)) for b in BOARDS])
-def test_committed_entries_and_table(board):
-    for path in sorted(board.glob("*.json")):
+def test_committed_entries_and_rendered_files(board):
+    report = validate_paths([board])
+    assert report.errors == []
+    groups: dict[str, set[int]] = {}
+    for path in report.files:
         entry = json.loads(path.read_text())
-        for key, value in entry.items():
-            assert isinstance(value, TYPES[key]), (path.name, key)
-        ev = entry["robact"]["evaluation"]
-        assert not entry["robact"]["quick"], f"{path.name} is a smoke run"
+        r = entry["robact"]
+        ev = r["evaluation"]
+        assert not r["quick"], f"{path.name} is a smoke run"
+        assert ev["suite"] == "adaptive"
+        groups.setdefault(r["group"], set()).add(r["seed"])
         assert entry["clean_acc"] == f"{100 * ev['clean_acc']:.2f}"
         assert entry["autoattack_acc"] == f"{100 * ev['autoattack_acc']:.2f}"
         # worst case per point can only be lower than AutoAttack alone and every single attack
@@ -29,7 +36,21 @@ def test_committed_entries_and_table(board):
         assert all(ev["robust_acc"] <= a["accuracy"] + 1e-12 for a in ev["per_attack"].values())
         if ev["robust_acc"] < ev["autoattack_acc"]:
             assert entry["external"] == f"{100 * ev['robust_acc']:.2f}"
-        if ev["stochastic"]:
-            assert ev["passes"] > 1 and ev["eot_iter"] >= 1
+        assert entry["unreliable"] is r["masking"]["unreliable"]
+        assert entry["unreliable"] == any(c["passed"] is False for c in r["masking"]["checks"])
+        if entry["unreliable"]:
+            assert all(name in entry["footnote"] for name in r["masking"]["failed"])
+        if r["track"] == "randomized":
+            assert ev["passes"] > 1 and ev["eot_iter"] >= 1 and entry["number_forward_passes"] == ev["passes"]
+    # every model with 3 seeds, and both baselines present
+    assert all(seeds == {0, 1, 2} for seeds in groups.values()), groups
+    assert sum(g.endswith(("_ReLU_PGDAT", "_ReLU_TRADES6")) for g in groups) == 2
+    entries = load_entries(board)
+    stats = leaderboard_stats([e for _, e in entries])
     table = (board / "README.md").read_text()
-    assert render_markdown(board) in table, "the table was not generated from these JSON files"
+    page = (board / "index.html").read_text()
+    title = table.splitlines()[0].removeprefix("# ")
+    assert table == render_markdown(entries, title=title, extra_markdown=stats_markdown(stats),
+                                    plots=[p.stem for p in sorted((board / "plots").glob("*.png"))])  # fmt: skip
+    assert page == render_html(entries, title=title, extra_html=stats_html(stats),
+                               plots=[p.stem for p in sorted((board / "plots").glob("*.png"))])  # fmt: skip

@@ -6,7 +6,8 @@ from contract import ALWAYS, TYPES
 from robact_bench.evaluation.config import EvalConfig
 from robact_bench.evaluation.engine import run_evaluation
 from robact_bench.evaluation.result import EvalResult
-from robact_bench.leaderboard.export import format_eps, pct, render_markdown, to_robustbench, write_entry
+from robact_bench.leaderboard.export import format_eps, pct, to_robustbench, write_entry
+from robact_bench.leaderboard.render import load_entries, render_markdown
 
 
 @pytest.fixture(scope="module")
@@ -14,8 +15,11 @@ def results(digits_relu, digits_brelu, digits):
     _, _, xte, yte = digits
     cfg = EvalConfig(suite="basic", eps=0.1, n_examples=20, eot_iter=2, passes=3,
                      attacks=("pgd7_reported", "pgd20", "apgd-ce"))  # fmt: skip
+    spec = {"arch": "mlp2", "act": "relu", "act_kwargs": {}, "arch_kwargs": {"img_size": 8}, "num_classes": 10}
+    training = {"recipe": "standard", "config": {"epochs": 15, "lr": 3e-3, "seed": 0}, "history": [], "seconds": 1.0}
     return [
-        run_evaluation(m, xte, yte, cfg, model_name=n, title=n, dataset="digits", spec={"arch": "mlp2"}, progress=False)
+        run_evaluation(m, xte, yte, cfg, model_name=n, title=n, dataset="digits", spec={**spec, "act": n},
+                       training=training, progress=False)
         for n, m in (("relu", digits_relu), ("brelu", digits_brelu))
     ]
 
@@ -60,7 +64,8 @@ def test_export_agrees_with_the_real_robustbench_files(results, reference_dir):
 
 def test_external_and_footnote_for_a_random_model(results):
     brelu = to_robustbench(results[1])
-    assert "Randomized model" in brelu["footnote"] and "3 forward passes" in brelu["footnote"]
+    assert "Randomized track" in brelu["footnote"] and "3 forward passes" in brelu["footnote"]
+    assert brelu["number_forward_passes"] == 3 and brelu["robact"]["track"] == "randomized"
     assert brelu["robact"]["evaluation"]["passes"] == 3
     if results[1].robust_acc < results[1].autoattack_acc:
         assert brelu["external"] == pct(results[1].robust_acc)
@@ -81,8 +86,9 @@ def test_result_round_trip_and_table(results, tmp_path):
     assert EvalResult.from_dict(json.loads(json.dumps(r.to_dict()))) == r
     for res in results:
         write_entry(to_robustbench(res), tmp_path, res.model_name)
-    table = render_markdown(tmp_path)
-    lines = [line for line in table.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
-    assert len(lines) == 2
-    ranked = sorted(results, key=lambda res: -float(pct(min(res.robust_acc, res.autoattack_acc))))
-    assert f"(`{ranked[0].model_name}`)" in lines[0]
+    table = render_markdown(load_entries(tmp_path))
+    # one table per track, each with its one model ranked first
+    assert table.index("Deterministic") < table.index("Randomized")
+    rows = [line for line in table.splitlines() if line.startswith("| 1 ")]
+    assert len(rows) == 2
+    assert "relu" in rows[0] and "brelu" in rows[1]

@@ -1,4 +1,4 @@
-"""Golden numbers: the main job reproduces the committed leaderboard exactly (slow: ~8 min).
+"""Golden numbers: the main job reproduces the committed digits leaderboard exactly (slow: ~5 min).
 
 Run with ``tox -e slow`` (or ``pytest -m slow``). Exact on a CPU like the one that produced the
 committed files: another CPU rounds floats differently, and training drifts (see the README's
@@ -12,20 +12,20 @@ from pathlib import Path
 
 import pytest
 
-COMMITTED = Path(__file__).resolve().parents[1] / "leaderboards" / "mnist5k" / "Linf"
+COMMITTED = Path(__file__).resolve().parents[1] / "leaderboards" / "digits" / "Linf"
 FIELDS = ("clean_acc", "reported", "autoattack_acc", "external")
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not COMMITTED.is_dir(), reason="no committed mnist5k leaderboard")
+@pytest.mark.skipif(not COMMITTED.is_dir(), reason="no committed digits leaderboard")
 def test_main_job_reproduces_the_committed_numbers(tmp_path):
     res = subprocess.run(
-        [sys.executable, "-m", "robact_bench", "run", "--out", str(tmp_path), "--no-progress"],
+        [sys.executable, "-m", "robact_bench", "run", "--dataset", "digits", "--out", str(tmp_path), "--no-progress"],
         capture_output=True,
         text=True,
     )
     assert res.returncode == 0, res.stderr
-    fresh = tmp_path / "leaderboards" / "mnist5k" / "Linf"
+    fresh = tmp_path / "leaderboards" / "digits" / "Linf"
     names = sorted(p.name for p in COMMITTED.glob("*.json"))
     assert names == sorted(p.name for p in fresh.glob("*.json"))
     for name in names:
@@ -35,3 +35,4 @@ def test_main_job_reproduces_the_committed_numbers(tmp_path):
         old_ev, new_ev = old["robact"]["evaluation"], new["robact"]["evaluation"]
         for attack, rec in old_ev["per_attack"].items():
             assert new_ev["per_attack"][attack]["accuracy"] == rec["accuracy"], (name, attack)
+        assert old["robact"]["masking"] == new["robact"]["masking"], name

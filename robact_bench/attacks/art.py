@@ -9,7 +9,9 @@ Nicolae et al., *Adversarial Robustness Toolbox v1.0.0*, arXiv:1807.01069
 ART works on numpy ``float32`` arrays. Labels go in as class indices ``(N,)``, and each attack
 one-hot encodes them itself. ART's ``PyTorchClassifier`` switches the model to ``eval()`` for
 every prediction and gradient. Our stochastic activations (BReLU, ...) stay random in ``eval()``,
-so a randomized model is still randomized under ART. ART has no EOT for randomness inside the
+so a randomized model is still randomized under ART; a unit that is random only in training
+mode (Dropout) is switched off there unless the model goes through
+:func:`robact_bench.interop.art.to_art_classifier`. ART has no EOT for randomness inside the
 network.
 
 Supported attacks (ART class, parameters with their defaults here; ``eps`` and ``norm`` always):
@@ -46,6 +48,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import random
 from typing import Any
@@ -76,32 +79,43 @@ def _import(module: str) -> Any:
         raise ImportError(f"ART is not usable here ({err}); install it with `{_INSTALL}`") from None
 
 
-def art_classifier(model: nn.Module, input_shape: tuple[int, ...], nb_classes: int) -> Any:
+def art_classifier(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    nb_classes: int,
+    *,
+    clip_values: tuple[float, float] = (0.0, 1.0),
+    device: str | torch.device | None = None,
+) -> Any:
     """Wrap ``model`` in an ART ``PyTorchClassifier``.
 
-    The classifier uses ``clip_values=(0, 1)`` and the cross-entropy loss. Its ``device_type`` is
-    ``"gpu"`` when the model is on CUDA and ``"cpu"`` otherwise. ART puts a GPU model on
-    ``torch.cuda.current_device()``.
+    The classifier uses the cross-entropy loss. Its ``device_type`` is ``"gpu"`` when the device
+    is CUDA and ``"cpu"`` otherwise. ART moves the model to its device (in place) and takes a GPU
+    device from ``torch.cuda.current_device()``, so the classifier is built with ``device`` as the
+    current CUDA device: a model on ``cuda:1`` stays on ``cuda:1``.
 
     Args:
         model: Model taking images in [0, 1] and returning logits.
         input_shape: Shape of one input, e.g. ``(1, 28, 28)``.
         nb_classes: Number of classes (logits).
+        clip_values: Smallest and largest pixel value (default ``(0.0, 1.0)``).
+        device: Where ART runs the model (default: the model's device).
 
     Returns:
-        The ART classifier. It calls ``model.eval()`` on every prediction and gradient.
+        The ART classifier. It calls ``model.train(False)`` on every prediction and gradient.
 
     """
     classification = _import("art.estimators.classification")
-    device_type = "gpu" if model_device(model).type == "cuda" else "cpu"
-    return classification.PyTorchClassifier(
-        model=model,
-        loss=nn.CrossEntropyLoss(),
-        input_shape=tuple(input_shape),
-        nb_classes=int(nb_classes),
-        clip_values=(0.0, 1.0),
-        device_type=device_type,
-    )
+    dev = torch.device(device) if device is not None else model_device(model)
+    with torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext():
+        return classification.PyTorchClassifier(
+            model=model,
+            loss=nn.CrossEntropyLoss(),
+            input_shape=tuple(input_shape),
+            nb_classes=int(nb_classes),
+            clip_values=(float(clip_values[0]), float(clip_values[1])),
+            device_type="gpu" if dev.type == "cuda" else "cpu",
+        )
 
 
 def _params(attack: str, eps: float, norm: str, batch_size: int, params: dict[str, Any]) -> dict[str, Any]:

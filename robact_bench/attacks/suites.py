@@ -218,20 +218,27 @@ SUITES.add(
     Suite(
         "adaptive",
         "our strongest: AutoAttack cascade (EOT on random models, Square-EOT), BPDA transfer, "
-        "PGD-20, and the non-EOT reference",
+        "PGD-20, FGSM, the non-EOT reference, and eps/steps sweeps for the gradient-masking checks",
         "Deterministic models: AutoAttack standard, then a BPDA transfer attack (APGD-CE on the "
-        "surrogate: capped activations uncapped) when the model has one, and PGD-20. Random models: "
-        "APGD-CE, APGD-DLR, APGD-T and Square (1,000 queries) cascaded on the batched EOT model, "
-        "APGD-CE transferred from the expected-value surrogate, EOT PGD-20, and PGD-20 without EOT "
-        "(the non-adaptive reference the gradient-masking checks compare against). Every image is "
-        "scored on R passes; a point is robust only if every attack failed.",
+        "surrogate: capped activations uncapped) when the model has one, PGD-20 and FGSM. Random models: "
+        "APGD-CE, APGD-DLR, APGD-T (3 target classes) and Square (1,000 queries) cascaded on the batched "
+        "EOT model, APGD-CE transferred from the expected-value surrogate, EOT PGD-20, EOT FGSM, and PGD-20 "
+        "without EOT (the non-adaptive reference). Every image is scored on R passes; a point is robust "
+        "only if every attack failed. Sweeps (not part of the headline): PGD-20 at 0.5-8 x eps and PGD at "
+        "1-50 steps, the data of the gradient-masking checks (docs/gradient-masking.md).",
         (
             *(_aa(c, "standard", when="deterministic") for c in ("apgd-ce", "apgd-t", "fab-t", "square")),
-            *(_aa(c, "rand", when="stochastic") for c in ("apgd-ce", "apgd-dlr", "apgd-t")),
+            *(_aa(c, "rand", when="stochastic") for c in ("apgd-ce", "apgd-dlr")),
+            _aa("apgd-t", "rand", when="stochastic", n_target_classes=3),
             _aa("square", "rand", when="stochastic", n_queries=1000),
             AttackSpec("apgd-ce-transfer", "autoattack", "apgd-ce", {"version": "standard"}, via="transfer"),
             _PGD20,
+            AttackSpec("fgsm", "torchattacks", "FGSM"),
             _PGD20_NOEOT,
+        ),
+        sweeps=(
+            SweepSpec("eps", _PGD20, (0.5, 1.0, 2.0, 4.0, 8.0)),
+            SweepSpec("steps", AttackSpec("pgd", "torchattacks", "PGD"), (1, 5, 20, 50)),
         ),
     ),
 )

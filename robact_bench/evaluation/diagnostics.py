@@ -82,3 +82,44 @@ def stochastic_check(model: nn.Module, x: torch.Tensor) -> dict[str, Any]:
             "passes, and a model declared random must not"
         ),
     }
+
+
+def input_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> dict[str, Any]:
+    """Exactly-zero input gradients of the cross-entropy loss on the evaluation points.
+
+    A point whose loss gradient is exactly zero gives a gradient attack nowhere to go: capped
+    activations that saturate (D-ReLU at its cap), a softmax that rounds to one-hot, or a
+    non-differentiable step inside the model. One forward/backward pass per point (one random
+    draw on a random model). AutoAttack's APGD warns about the same thing (``check_zero_gradients``).
+
+    Returns:
+        ``{"name": "input_gradients", "value": share of points whose gradient is all zeros,
+        "zero_entries": share of exactly-zero gradient entries, "points": n, ...}``. The
+        masking verdict (:mod:`robact_bench.evaluation.masking`) judges it.
+
+    """
+    was_training = model.training
+    model.eval()
+    device = model_device(model)
+    zero_points = 0
+    zero_entries = 0
+    entries = 0
+    try:
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size].to(device).clone().requires_grad_(True)
+            loss = torch.nn.functional.cross_entropy(model(xb), y[i : i + batch_size].to(device), reduction="sum")
+            (grad,) = torch.autograd.grad(loss, xb)
+            flat = grad.detach().flatten(1)
+            zero_points += int((flat.abs().sum(1) == 0).sum())
+            zero_entries += int((flat == 0).sum())
+            entries += flat.numel()
+    finally:
+        model.train(was_training)
+    return {
+        "name": "input_gradients",
+        "passed": True,
+        "value": zero_points / max(1, len(x)),
+        "zero_entries": zero_entries / max(1, entries),
+        "points": len(x),
+        "reason": "share of evaluation points whose cross-entropy gradient w.r.t. the input is exactly zero",
+    }

@@ -29,6 +29,7 @@ import logging
 import time
 import warnings
 import zlib
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -41,7 +42,8 @@ from robact_bench.attacks.eot import EOTModel
 from robact_bench.attacks.suites import AttackSpec, Suite, SweepSpec, get_suite
 from robact_bench.data import balanced_subset
 from robact_bench.evaluation.config import EvalConfig
-from robact_bench.evaluation.diagnostics import drelu_saturation, stochastic_check
+from robact_bench.evaluation.diagnostics import drelu_saturation, input_gradients, stochastic_check
+from robact_bench.evaluation.masking import masking_checks, masking_verdict
 from robact_bench.evaluation.result import AttackRecord, EvalResult
 from robact_bench.evaluation.state import EvalState, eval_fingerprint, flags_to_str, str_to_flags
 from robact_bench.evaluation.stochastic import Score, fraction, score
@@ -352,6 +354,7 @@ def run_evaluation(
     sat = drelu_saturation(model, xs, cfg.batch_size)
     if sat is not None:
         diagnostics.append(sat)
+    diagnostics.append(input_gradients(model, xs, ys, cfg.batch_size))
     for d in diagnostics:
         if not d["passed"]:
             notes.append(f"{model_name}: check {d['name']} failed ({d['value']}): {d['reason']}")
@@ -390,7 +393,7 @@ def run_evaluation(
     reported_names = {s.name for s in specs if s.reported}
     reported = next((r for r in records if r.name in reported_names), None)
     aa = [r for r in records if r.cumulative and r.record.get("group") == "autoattack"]
-    return EvalResult(
+    result = EvalResult(
         model_name=model_name,
         title=title or model_name,
         dataset=dataset,
@@ -425,6 +428,11 @@ def run_evaluation(
         wall_time_s=time.perf_counter() - t0,
         quick=quick,
     )
+    checks = masking_checks(result)
+    verdict = masking_verdict(checks)
+    if verdict["unreliable"]:
+        log.warning("%s: signs of gradient masking: %s", model_name, ", ".join(verdict["failed"]))
+    return replace(result, masking=tuple(checks))
 
 
 def _saf_unit(eng: _Engine, dataset: str) -> dict[str, Any]:

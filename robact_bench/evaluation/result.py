@@ -77,6 +77,8 @@ class EvalResult:
         environment: Package versions, Python, platform, threads, device.
         wall_time_s: Seconds the evaluation took.
         quick: A smoke run (tiny budget): not a result.
+        masking: The gradient-masking checks (:mod:`robact_bench.evaluation.masking`), each
+            ``{"name", "passed" (True, False or None = not judged), "value", "detail", "reason", "doc"}``.
 
     """
 
@@ -113,6 +115,7 @@ class EvalResult:
     environment: dict[str, Any]
     wall_time_s: float
     quick: bool = False
+    masking: tuple[dict[str, Any], ...] = ()
 
     def attack(self, name: str) -> AttackRecord:
         """The record of attack ``name``."""
@@ -131,6 +134,7 @@ class EvalResult:
         check_kwargs("evaluation result", "EvalResult", cls, data, error=ValueError)
         d = dict(data)
         d["attacks"] = tuple(AttackRecord(**a) for a in d["attacks"])
-        for key in ("indices", "robust_flags", "diagnostics", "skipped", "sweeps", "warnings"):
-            d[key] = tuple(d[key])
+        for key in ("indices", "robust_flags", "diagnostics", "skipped", "sweeps", "warnings", "masking"):
+            if key in d:
+                d[key] = tuple(d[key])
         return cls(**d)

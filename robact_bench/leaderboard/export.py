@@ -1,19 +1,25 @@
-"""Export an :class:`EvalResult` as a RobustBench ``model_info`` JSON entry, and render tables.
+"""Export an :class:`EvalResult` as a RobustBench ``model_info`` JSON entry.
 
 RobustBench's fields keep their exact types (percentage *strings*, ``eps`` as ``"0.1"`` or
 ``"8/255"``, ``number_forward_passes`` an int); everything else goes in one ``"robact"`` block,
-so a RobustBench reader still reads the file. Tables are generated from the JSON files only.
+so a RobustBench reader still reads the file. Tables, pages and plots are rendered from the
+JSON files only (:mod:`robact_bench.leaderboard.render`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 from pathlib import Path
 from typing import Any
 
+from robact_bench.evaluation.masking import masking_verdict
 from robact_bench.evaluation.result import EvalResult
-from robact_bench.fileio import atomic_write_json, atomic_write_text, read_json, to_jsonable
+from robact_bench.fileio import atomic_write_json, to_jsonable
+
+SCHEMA_ID = "robact_bench.entry/2"
 
 
 def pct(x: float) -> str:
@@ -38,6 +44,30 @@ def format_eps(eps: float) -> str:
     return dec
 
 
+def config_hash(config: dict[str, Any]) -> str:
+    """SHA-256 (first 16 hex digits) of a config's canonical JSON: equal hashes, equal configs."""
+    text = json.dumps(to_jsonable(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def track_of(result: EvalResult) -> dict[str, Any]:
+    """The leaderboard track and how it was decided: by declaration and by measurement.
+
+    ``randomized`` when either an activation declares the forward pass random or repeated
+    forward passes differ (the engine's ``stochastic_declaration`` diagnostic); a mismatch
+    between the two is reported, never silently resolved.
+    """
+    d = next((d for d in result.diagnostics if d.get("name") == "stochastic_declaration"), None)
+    declared = bool(d["value"]["declared"]) if d else result.stochastic
+    measured = bool(d["value"]["measured"]) if d else result.stochastic
+    return {
+        "track": "randomized" if result.stochastic else "deterministic",
+        "declared_random": declared,
+        "measured_random": measured,
+        "mismatch": declared != measured,
+    }
+
+
 def to_robustbench(
     result: EvalResult,
     *,
@@ -45,25 +75,42 @@ def to_robustbench(
     authors: str = "robact_bench",
     venue: str = "robact_bench",
     architecture: str | None = None,
+    group: str | None = None,
+    baseline: bool = False,
 ) -> dict[str, Any]:
     """The RobustBench ``model_info`` entry for ``result``, with our ``robact`` block.
 
-    ``reported`` is the non-adaptive protocol's number (see ``EvalResult.reported_acc``);
-    ``autoattack_acc`` is AutoAttack's own; ``external`` is added when our worst case over all
-    attacks (each image scored on R passes) is lower than AutoAttack's number, which is what
-    RobustBench ranks by.
+    * ``reported``: the non-adaptive protocol's number (see ``EvalResult.reported_acc``), else
+      our worst case; ``autoattack_acc``: AutoAttack's own number.
+    * ``number_forward_passes``: 1 on the deterministic track; R (the passes each adversarial
+      image is scored on) on the randomized track.
+    * ``unreliable``: True when a gradient-masking check failed (``result.masking``); then
+      ``footnote`` names the failed checks with their numbers.
+    * ``external``: our worst case over every attack when it is lower than ``autoattack_acc``
+      (RobustBench ranks by ``external`` where present).
+
+    Args:
+        result: The evaluation.
+        link: RobustBench's ``link`` (the method's paper).
+        authors: RobustBench's ``authors``.
+        venue: RobustBench's ``venue``.
+        architecture: RobustBench's ``architecture`` (default: the spec's architecture name).
+        group: The name shared by the seeds of one model (default: ``result.model_name``).
+        baseline: The row is a baseline (ReLU with PGD-AT or TRADES) every table shows.
+
     """
     if result.robust_acc is None:
         raise ValueError(
             f"{result.model_name}: suite {result.suite} ran no attack; there is no robust accuracy to export"
         )
     headline = result.robust_acc
+    track = track_of(result)
     entry: dict[str, Any] = {
         "link": link,
         "name": result.title,
         "authors": authors,
         "additional_data": False,
-        "number_forward_passes": 1,
+        "number_forward_passes": result.passes if track["track"] == "randomized" else 1,
         "dataset": result.dataset,
         "venue": venue,
         "architecture": architecture or result.model.get("arch", ""),
@@ -73,7 +120,17 @@ def to_robustbench(
     }
     if result.autoattack_acc is not None:
         entry["autoattack_acc"] = pct(result.autoattack_acc)
+    verdict = masking_verdict(result.masking) if result.masking else None
+    if verdict is not None:
+        entry["unreliable"] = verdict["unreliable"]
     notes = []
+    if verdict is not None and verdict["unreliable"]:
+        failed = [c for c in result.masking if c["passed"] is False]
+        notes.append(
+            "Signs of gradient masking (robact_bench checks, docs/gradient-masking.md): "
+            + "; ".join(f"{c['name']}: {c['detail']}" for c in failed)
+            + "."
+        )
     if result.autoattack_acc is not None and headline < result.autoattack_acc:
         entry["external"] = pct(result.robust_acc)
         notes.append(
@@ -81,10 +138,16 @@ def to_robustbench(
             + (f", each image scored on {result.passes} forward passes" if result.passes > 1 else "")
             + f" (AutoAttack {result.autoattack_version} alone: {pct(result.autoattack_acc)}%)."
         )
-    if result.stochastic:
+    if track["track"] == "randomized":
         notes.append(
-            f"Randomized model: clean accuracy is the mean over {result.passes} forward passes; "
-            f"gradients use EOT over {result.eot_iter} passes."
+            f"Randomized track: clean accuracy is the mean over {result.passes} forward passes; "
+            f"gradients use EOT over {result.eot_iter} passes; an adversarial image counts as robust only "
+            f"if all {result.passes} passes are right."
+        )
+    if track["mismatch"]:
+        notes.append(
+            f"Track mismatch: declared {'random' if track['declared_random'] else 'deterministic'}, "
+            f"measured {'random' if track['measured_random'] else 'deterministic'}; placed on the randomized track."
         )
     for d in result.diagnostics:
         if d["name"] == "drelu_saturation":
@@ -99,13 +162,23 @@ def to_robustbench(
     if notes:
         entry["footnote"] = " ".join(notes)
     reported = next((a.name for a in result.attacks if a.name.endswith("_reported")), "")
+    training = dict(result.training)
+    if "config" in training:
+        training["config_hash"] = config_hash(training["config"])
+    train_seed = training.get("config", {}).get("seed")
     entry["robact"] = {
-        "schema": "robact_bench.entry/1",
+        "schema": SCHEMA_ID,
         "model_name": result.model_name,
+        "group": group or result.model_name,
+        "seed": int(train_seed) if train_seed is not None else int(result.eval_config.get("seed", 0)),
+        "seeds": {"training": train_seed, "evaluation": result.eval_config.get("seed")},
+        "baseline": baseline,
         "quick": result.quick,
+        **track,
         "model": result.model,
-        "training": result.training,
+        "training": training,
         "evaluation": {
+            "dataset": result.dataset,
             "split": result.split,
             "threat_model": result.threat_model,
             "eps": result.eps,
@@ -151,6 +224,10 @@ def to_robustbench(
             "config": result.eval_config,
             "wall_time_s": round(result.wall_time_s, 2),
         },
+        "masking": {
+            **(verdict or {"unreliable": None, "failed": [], "not_judged": []}),
+            "checks": list(result.masking),
+        },
         "diagnostics": list(result.diagnostics),
         "environment": result.environment,
     }
@@ -158,53 +235,15 @@ def to_robustbench(
 
 
 def write_entry(entry: dict[str, Any], directory: str | os.PathLike[str], name: str) -> Path:
-    """Write ``entry`` as ``<directory>/<name>.json`` atomically; return the path."""
-    return atomic_write_json(Path(directory) / f"{name}.json", entry)
+    """Validate ``entry`` against the schema and write it as ``<directory>/<name>.json`` atomically.
 
+    Raises:
+        ValueError: the entry is invalid (nothing is written).
 
-def _rank_key(e: dict[str, Any]) -> float:
-    return float(e.get("external", e.get("autoattack_acc", "0")))
-
-
-def render_markdown(directory: str | os.PathLike[str]) -> str:
-    """A Markdown table of every entry in ``directory``, ranked as RobustBench ranks.
-
-    Ranking uses ``external`` where present, else ``autoattack_acc``.
     """
-    entries = []
-    for p in sorted(Path(directory).glob("*.json")):
-        e = read_json(p)
-        entries.append((p.stem, e))
-    entries.sort(key=lambda t: -_rank_key(t[1]))
-    head = (
-        "| # | Model | Clean | Reported (PGD, 1 pass) | AutoAttack | Robust (worst case) | "
-        "Forward passes x EOT | n | Notes |\n|---|---|---|---|---|---|---|---|---|\n"
-    )
-    rows = []
-    for i, (stem, e) in enumerate(entries, 1):
-        ev = e.get("robact", {}).get("evaluation", {})
-        passes = ev.get("passes", 1)
-        eot = ev.get("eot_iter")
-        rows.append(
-            f"| {i} | {e['name']} (`{stem}`) | {e['clean_acc']} | {e['reported']} | "
-            f"{e.get('autoattack_acc', '-')} ({ev.get('autoattack_version', '?')}) | "
-            f"{e.get('external', e.get('autoattack_acc', '-'))} | "
-            f"{passes}{f' x {eot}' if eot else ''} | {ev.get('n_examples', '?')} | "
-            f"{e.get('footnote', '').replace('|', '/')} |"
-        )
-    return head + "\n".join(rows) + "\n"
+    from robact_bench.leaderboard.schema import validate_entry
 
-
-def write_table(directory: str | os.PathLike[str], *, title: str = "") -> Path:
-    """Render ``directory``'s entries to ``<directory>/README.md`` (atomically)."""
-    body = render_markdown(directory)
-    text = (
-        (f"# {title}\n\n" if title else "")
-        + (
-            "Generated by `robact-bench` from the JSON files in this folder; do not edit by hand.\n"
-            "Accuracies in %. Ranked by `external` where present, else `autoattack_acc` "
-            "(RobustBench's rule).\n\n"
-        )
-        + body
-    )
-    return atomic_write_text(Path(directory) / "README.md", text)
+    errors = validate_entry(entry, f"{name}.json")
+    if errors:
+        raise ValueError(f"refusing to write an invalid entry: {errors[0]} ({len(errors)} problems in all)")
+    return atomic_write_json(Path(directory) / f"{name}.json", entry)

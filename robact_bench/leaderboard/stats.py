@@ -1,0 +1,546 @@
+"""Statistics for leaderboards: mean ± std over seeds, one-way ANOVA, Friedman + Nemenyi.
+
+The rank tests follow Demšar (2006), *Statistical Comparisons of Classifiers over Multiple
+Data Sets* (JMLR 7:1-30): average ranks (rank 1 = best, ties get the average of the ranks they
+span), the Friedman statistic from average ranks
+
+    chi2_F = 12 N / (k (k+1)) * [sum_j R_j^2 - k (k+1)^2 / 4],
+
+the Iman-Davenport statistic F_F = (N-1) chi2_F / (N (k-1) - chi2_F), F-distributed with
+(k-1, (k-1)(N-1)) degrees of freedom, and the Nemenyi critical difference
+
+    CD = q_alpha * sqrt(k (k+1) / (6 N)),   q_alpha = studentized_range.ppf(1-alpha, k, inf) / sqrt(2).
+
+Distributions come from :mod:`scipy.stats`; pairwise Nemenyi p-values from
+``scikit_posthocs.posthoc_nemenyi_friedman``. Every function returns JSON-ready values: plain
+floats, ints, strings, lists, dicts and ``None`` (never NaN or inf). See ``docs/statistics.md``.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import scikit_posthocs
+from scipy import stats as sps
+
+__all__ = [
+    "anova",
+    "friedman_from_ranks",
+    "friedman_nemenyi",
+    "leaderboard_stats",
+    "mean_std",
+    "stats_markdown",
+]
+
+logger = logging.getLogger(__name__)
+
+WORST_CASE = "worst_case"
+"""Name of the Friedman block that holds ``robust_acc`` (the worst case over all attacks)."""
+
+
+def _finite_1d(values: Sequence[float], what: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1:
+        raise ValueError(f"{what} must be a flat sequence of numbers, got an array of shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what} contains NaN or inf; only finite numbers are allowed")
+    return arr
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha={alpha} is out of range; alpha must lie strictly between 0 and 1")
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (``ddof=1``) of ``values``.
+
+    Args:
+        values: One or more finite numbers (for example one accuracy per seed).
+
+    Returns:
+        ``(mean, std)`` as floats. With a single value the sample standard deviation is
+        undefined (division by n-1 = 0); it is reported as ``0.0`` so tables stay numeric. Check
+        the number of values (``n_seeds`` in :func:`leaderboard_stats`) before reading a 0.0
+        std as "no spread".
+
+    Raises:
+        ValueError: ``values`` is empty or holds NaN/inf.
+
+    """
+    arr = _finite_1d(values, "values")
+    if arr.size == 0:
+        raise ValueError("mean_std got no values; pass at least one number")
+    mean = float(arr.mean())
+    std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    return mean, std
+
+
+def anova(groups: Mapping[str, Sequence[float]]) -> dict[str, Any]:
+    """One-way ANOVA across groups (``scipy.stats.f_oneway``).
+
+    Args:
+        groups: Group name -> its replicate values (for example robust accuracy per seed).
+
+    Returns:
+        ``{"F", "p", "df_between", "df_within", "groups", "n_per_group", "reason"}``.
+        ``df_between = g - 1`` and ``df_within = n - g`` for g groups and n values in all. When
+        every group is constant the within-group variance is zero and F is undefined (0/0 when
+        all groups are equal, infinite when they differ): ``F`` and ``p`` are then ``None`` and
+        ``reason`` says why; otherwise ``reason`` is ``None``.
+
+    Raises:
+        ValueError: fewer than 2 groups, a group with fewer than 2 values, or NaN/inf values.
+
+    """
+    if len(groups) < 2:
+        raise ValueError(f"anova needs at least 2 groups, got {len(groups)}")
+    names = [str(name) for name in groups]
+    arrays = []
+    for name, values in groups.items():
+        arr = _finite_1d(values, f"anova group {name!r}")
+        if arr.size < 2:
+            raise ValueError(f"anova group {name!r} has {arr.size} value(s); every group needs at least 2")
+        arrays.append(arr)
+    n_total = sum(a.size for a in arrays)
+    out: dict[str, Any] = {
+        "F": None,
+        "p": None,
+        "df_between": len(arrays) - 1,
+        "df_within": n_total - len(arrays),
+        "groups": names,
+        "n_per_group": [int(a.size) for a in arrays],
+        "reason": None,
+    }
+    if all(np.ptp(a) == 0.0 for a in arrays):
+        means_equal = len({float(a[0]) for a in arrays}) == 1
+        out["reason"] = "every group is constant (zero within-group variance): F is undefined" + (
+            " (0/0: all groups are equal)" if means_equal else " (infinite: the groups differ)"
+        )
+        logger.debug("anova: %s", out["reason"])
+        return out
+    res = sps.f_oneway(*arrays)
+    out["F"] = float(res.statistic)
+    out["p"] = float(res.pvalue)
+    return out
+
+
+def _nemenyi_q(alpha: float, k: int) -> float:
+    """Demšar's q_alpha: the studentized range quantile for k means and infinite df, over sqrt(2)."""
+    return float(sps.studentized_range.ppf(1.0 - alpha, k, np.inf) / math.sqrt(2.0))
+
+
+def _rank_statistics(avg_ranks: np.ndarray, n_blocks: int, alpha: float) -> dict[str, Any]:
+    """Friedman chi2_F, Iman-Davenport F_F and Nemenyi CD from average ranks (Demšar 2006)."""
+    k = avg_ranks.size
+    n = n_blocks
+    chi2_f = 12.0 * n / (k * (k + 1)) * (float(np.sum(avg_ranks**2)) - k * (k + 1) ** 2 / 4.0)
+    df1, df2 = k - 1, (k - 1) * (n - 1)
+    denom = n * (k - 1) - chi2_f
+    if denom > 1e-9 * n * (k - 1):
+        f_f: float | None = (n - 1) * chi2_f / denom
+        f_f_p: float | None = float(sps.f.sf(f_f, df1, df2))
+        f_f_note = None
+    else:
+        # chi2_F reaches its maximum N(k-1) when every block ranks the methods the same way.
+        f_f, f_f_p = None, 0.0
+        f_f_note = "every block ranks the methods identically: F_F is infinite (p -> 0)"
+    q = _nemenyi_q(alpha, k)
+    return {
+        "k": k,
+        "n_blocks": n,
+        "alpha": alpha,
+        "chi2_F": float(chi2_f),
+        "chi2_F_df": df1,
+        "chi2_F_p": float(sps.chi2.sf(chi2_f, df1)),
+        "F_F": None if f_f is None else float(f_f),
+        "F_F_df": [df1, df2],
+        "F_F_p": f_f_p,
+        "F_F_note": f_f_note,
+        "q_alpha": q,
+        "cd": float(q * math.sqrt(k * (k + 1) / (6.0 * n))),
+    }
+
+
+def friedman_from_ranks(avg_ranks: Sequence[float], n_blocks: int, *, alpha: float = 0.05) -> dict[str, Any]:
+    """Friedman chi2_F, Iman-Davenport F_F and Nemenyi CD from published average ranks.
+
+    Use this to recompute a paper's figures from the average ranks it prints (Demšar 2006,
+    Section 3.2.2). Average ranks of k methods over N blocks sum to k(k+1)/2; a larger gap than
+    rounding explains (0.005 per rank) is warned about, since it means a mistyped rank.
+
+    Args:
+        avg_ranks: The k average ranks (rank 1 = best), k >= 2.
+        n_blocks: N, the number of blocks (data sets, or cells) the ranks were averaged over.
+        alpha: Significance level of the critical difference.
+
+    Returns:
+        ``{"k", "n_blocks", "alpha", "average_ranks", "chi2_F", "chi2_F_df", "chi2_F_p", "F_F",
+        "F_F_df", "F_F_p", "F_F_note", "q_alpha", "cd"}``; ``F_F`` is ``None`` (with a note, and
+        ``F_F_p`` 0.0) when chi2_F reaches its maximum N(k-1).
+
+    Raises:
+        ValueError: fewer than 2 ranks, a rank outside [1, k], n_blocks < 2, or alpha outside (0, 1).
+
+    """
+    _check_alpha(alpha)
+    ranks = _finite_1d(avg_ranks, "avg_ranks")
+    k = ranks.size
+    if k < 2:
+        raise ValueError(f"friedman_from_ranks needs the average ranks of at least 2 methods, got {k}")
+    if np.any(ranks < 1.0) or np.any(ranks > k):
+        raise ValueError(f"average ranks {ranks.tolist()} fall outside [1, {k}]; ranks of {k} methods lie in [1, {k}]")
+    if int(n_blocks) != n_blocks or n_blocks < 2:
+        raise ValueError(f"n_blocks={n_blocks} is invalid; the number of blocks must be an integer >= 2")
+    expected = k * (k + 1) / 2.0
+    if abs(float(ranks.sum()) - expected) > 0.005 * k + 1e-9:
+        warnings.warn(
+            f"average ranks sum to {ranks.sum():.4f}, not k(k+1)/2 = {expected:g}: some ranks are mistyped "
+            "(more than rounding explains); the statistics below use them as given",
+            stacklevel=2,
+        )
+    out = _rank_statistics(ranks, int(n_blocks), alpha)
+    out["average_ranks"] = [float(r) for r in ranks]
+    return out
+
+
+def friedman_nemenyi(
+    scores: Sequence[Sequence[float]] | np.ndarray,
+    methods: Sequence[str],
+    *,
+    alpha: float = 0.05,
+    higher_is_better: bool = True,
+) -> dict[str, Any]:
+    """Friedman test with the Iman-Davenport correction and the Nemenyi post-hoc test.
+
+    Args:
+        scores: An (N blocks x k methods) array: one row per block (data set, seed, attack...),
+            one column per method.
+        methods: The k method names, in column order.
+        alpha: Significance level of the Nemenyi critical difference.
+        higher_is_better: Rank the largest score 1 (accuracies); ``False`` ranks the smallest 1.
+
+    Returns:
+        A dict with ``methods``, ``average_ranks`` (method -> rank, 1 = best; ties within a block
+        get average ranks), Demšar's rank statistic ``chi2_F`` with ``chi2_F_p``,
+        ``chi2_tie_corrected`` and ``p_tie_corrected`` (``scipy.stats.friedmanchisquare``, which
+        corrects for ties; equal to ``chi2_F`` without ties; ``None`` when every block is fully
+        tied), ``F_F``/``F_F_df``/``F_F_p`` (Iman-Davenport), ``q_alpha`` and ``cd`` (Nemenyi),
+        ``nemenyi_p`` (method -> method -> p, from scikit-posthocs) and ``significant_pairs``:
+        ``{"better", "worse", "rank_difference"}`` for each pair whose average ranks differ by
+        more than ``cd``, largest difference first.
+
+    Raises:
+        ValueError: scores not 2-D, NaN/inf scores, fewer than 3 methods or 2 blocks, a number
+            of method names that does not match the columns, duplicate names, or alpha outside (0, 1).
+
+    """
+    _check_alpha(alpha)
+    x = np.asarray(scores, dtype=float)
+    if x.ndim != 2:
+        raise ValueError(f"scores must be a 2-D (blocks x methods) array, got shape {x.shape}")
+    n, k = x.shape
+    names = [str(m) for m in methods]
+    if len(names) != k:
+        raise ValueError(f"got {len(names)} method names for {k} score columns; pass one name per column")
+    if len(set(names)) != k:
+        raise ValueError(f"method names must be unique, got {names}")
+    if k < 3:
+        raise ValueError(f"the Friedman test needs at least 3 methods, got {k}")
+    if n < 2:
+        raise ValueError(f"the Friedman test needs at least 2 blocks (rows), got {n}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("scores contain NaN or inf; only finite numbers are allowed")
+
+    oriented = -x if higher_is_better else x
+    ranks = sps.rankdata(oriented, axis=1, method="average")
+    avg = ranks.mean(axis=0)
+    out = _rank_statistics(avg, n, alpha)
+
+    if np.all(np.ptp(x, axis=1) == 0.0):
+        chi2_tc: float | None = None
+        p_tc: float | None = None
+    else:
+        res = sps.friedmanchisquare(*oriented.T)
+        chi2_tc, p_tc = float(res.statistic), float(res.pvalue)
+
+    pmat = scikit_posthocs.posthoc_nemenyi_friedman(oriented).to_numpy()
+    nemenyi_p = {a: {b: float(pmat[i, j]) for j, b in enumerate(names)} for i, a in enumerate(names)}
+
+    pairs = []
+    for i in range(k):
+        for j in range(i + 1, k):
+            diff = abs(float(avg[i] - avg[j]))
+            if diff > out["cd"]:
+                better, worse = (names[i], names[j]) if avg[i] < avg[j] else (names[j], names[i])
+                pairs.append({"better": better, "worse": worse, "rank_difference": diff})
+    pairs.sort(key=lambda d: -d["rank_difference"])
+
+    out.update(
+        methods=names,
+        higher_is_better=bool(higher_is_better),
+        average_ranks={m: float(r) for m, r in zip(names, avg, strict=True)},
+        chi2_tie_corrected=chi2_tc,
+        p_tie_corrected=p_tc,
+        nemenyi_p=nemenyi_p,
+        significant_pairs=pairs,
+    )
+    return out
+
+
+def _field(entry: Mapping[str, Any], index: int, *path: str) -> Any:
+    node: Any = entry
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            raise ValueError(f"leaderboard entry {index} has no {'.'.join(path)!r}; robact entries carry it")
+        node = node[key]
+    return node
+
+
+def _summary(values: Sequence[float]) -> dict[str, Any]:
+    mean, std = mean_std(values)
+    return {"mean": mean, "std": std, "n": len(values)}
+
+
+def leaderboard_stats(entries: Sequence[Mapping[str, Any]], *, alpha: float = 0.05) -> dict[str, Any]:
+    """Statistics across seeds and across models for a set of leaderboard entries.
+
+    Entries are RobustBench-format JSON dicts with our ``robact`` block; read are
+    ``robact.group`` (the model name its seeds share), ``robact.seed``, ``robact.track``, and
+    ``robact.evaluation.{clean_acc, robust_acc, per_attack.<attack>.accuracy}`` (fractions).
+
+    Per group: the seeds, ``n_seeds``, and mean ± std (sample std, 0.0 for one seed) of clean
+    accuracy, robust accuracy (the worst case over all attacks) and each attack's accuracy.
+
+    Across groups:
+
+    * ANOVA of robust accuracy with the seeds as replicates; skipped (with a reason) for fewer
+      than 2 groups or a group with fewer than 2 seeds.
+    * Friedman + Nemenyi with the groups as methods. A block is one (seed, attack) cell: for
+      every seed present in every group and every attack present in every group's entries for
+      those seeds, plus the worst case (``robust_acc``, named ``"worst_case"``) per seed, so
+      N = seeds x (attacks + 1). Clean accuracy is not a block: the ranking is of robustness.
+      Cells of one seed are not independent (the same trained network answers every attack, and
+      the worst case is the minimum of the others), which the Friedman test assumes they are:
+      read its p-values as optimistic and the ranking as descriptive. Skipped (with a reason)
+      for fewer than 3 groups or fewer than 2 blocks.
+
+    Args:
+        entries: The leaderboard entries (any order; one per group and seed).
+        alpha: Significance level of the Nemenyi critical difference.
+
+    Returns:
+        ``{"groups": {group: {...}}, "anova_robust_acc": {...}, "friedman": {...}}``; each test
+        dict has ``"skipped"``: ``None`` when it ran, else the reason. JSON-ready values only.
+
+    Raises:
+        ValueError: an entry lacks a field listed above, two entries share a group and seed, or
+            the seeds of one group are on different tracks.
+
+    """
+    _check_alpha(alpha)
+    by_group: dict[str, dict[int, Mapping[str, Any]]] = {}
+    tracks: dict[str, set[str]] = {}
+    for i, entry in enumerate(entries):
+        group = str(_field(entry, i, "robact", "group"))
+        seed = int(_field(entry, i, "robact", "seed"))
+        tracks.setdefault(group, set()).add(str(_field(entry, i, "robact", "track")))
+        for key in ("clean_acc", "robust_acc", "per_attack"):
+            _field(entry, i, "robact", "evaluation", key)
+        seeds = by_group.setdefault(group, {})
+        if seed in seeds:
+            raise ValueError(f"two leaderboard entries for group {group!r} and seed {seed}; keep one entry per seed")
+        seeds[seed] = entry["robact"]["evaluation"]
+    for group, found in tracks.items():
+        if len(found) > 1:
+            raise ValueError(f"group {group!r} mixes tracks {sorted(found)}; the seeds of one model share one track")
+
+    def attack_accs(ev: Mapping[str, Any]) -> dict[str, float]:
+        return {
+            name: float(res["accuracy"])
+            for name, res in ev["per_attack"].items()
+            if isinstance(res, Mapping) and res.get("accuracy") is not None
+        }
+
+    groups_out: dict[str, Any] = {}
+    for group in sorted(by_group):
+        evs = by_group[group]
+        seeds = sorted(evs)
+        per_attack: dict[str, list[float]] = {}
+        for s in seeds:
+            for name, acc in attack_accs(evs[s]).items():
+                per_attack.setdefault(name, []).append(acc)
+        groups_out[group] = {
+            "n_seeds": len(seeds),
+            "seeds": seeds,
+            "track": next(iter(tracks[group])),
+            "clean_acc": _summary([float(evs[s]["clean_acc"]) for s in seeds]),
+            "robust_acc": _summary([float(evs[s]["robust_acc"]) for s in seeds]),
+            "per_attack": {name: _summary(v) for name, v in sorted(per_attack.items())},
+        }
+
+    names = sorted(by_group)
+    if len(names) < 2:
+        anova_out: dict[str, Any] = {"skipped": f"ANOVA needs at least 2 groups, got {len(names)}"}
+    elif min(len(by_group[g]) for g in names) < 2:
+        short = [g for g in names if len(by_group[g]) < 2]
+        anova_out = {"skipped": f"ANOVA needs at least 2 seeds per group; {', '.join(short)} have fewer"}
+    else:
+        robust = {g: [float(by_group[g][s]["robust_acc"]) for s in sorted(by_group[g])] for g in names}
+        anova_out = {"skipped": None, **anova(robust)}
+
+    friedman_out = _leaderboard_friedman(by_group, names, attack_accs, alpha)
+    for label, res in (("ANOVA", anova_out), ("Friedman", friedman_out)):
+        if res["skipped"]:
+            logger.info("leaderboard_stats: %s skipped: %s", label, res["skipped"])
+    return {"groups": groups_out, "anova_robust_acc": anova_out, "friedman": friedman_out}
+
+
+def _leaderboard_friedman(
+    by_group: Mapping[str, Mapping[int, Mapping[str, Any]]],
+    names: list[str],
+    attack_accs: Callable[[Mapping[str, Any]], dict[str, float]],
+    alpha: float,
+) -> dict[str, Any]:
+    """Friedman + Nemenyi over groups with (seed, attack) blocks; see :func:`leaderboard_stats`."""
+    if len(names) < 3:
+        return {"skipped": f"the Friedman test needs at least 3 groups, got {len(names)}"}
+    seeds = sorted(set.intersection(*(set(by_group[g]) for g in names)))
+    accs = {g: {s: attack_accs(by_group[g][s]) for s in seeds} for g in names}
+    attacks = sorted(set.intersection(*(set(accs[g][s]) for g in names for s in seeds))) if seeds else []
+    cells = [*attacks, WORST_CASE]
+    n_blocks = len(seeds) * len(cells)
+    if n_blocks < 2:
+        return {
+            "skipped": f"the Friedman test needs at least 2 blocks, got {n_blocks} "
+            f"({len(seeds)} seed(s) common to all groups x {len(cells)} cell(s))"
+        }
+    rows = []
+    for s in seeds:
+        for cell in cells:
+            if cell == WORST_CASE:
+                rows.append([float(by_group[g][s]["robust_acc"]) for g in names])
+            else:
+                rows.append([accs[g][s][cell] for g in names])
+    out = friedman_nemenyi(np.array(rows), names, alpha=alpha, higher_is_better=True)
+    return {"skipped": None, "blocks": {"seeds": seeds, "cells": cells}, **out}
+
+
+def _pm(summary: Mapping[str, Any] | None) -> str:
+    if summary is None:
+        return "—"
+    return f"{100 * summary['mean']:.2f} ± {100 * summary['std']:.2f}"
+
+
+def _p(p: float | None) -> str:
+    return "n/a" if p is None else f"{p:.3g}"
+
+
+def _f3(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def stats_markdown(stats: Mapping[str, Any]) -> str:
+    """A Markdown section ``## Statistics across seeds`` rendering :func:`leaderboard_stats`.
+
+    Args:
+        stats: The dict returned by :func:`leaderboard_stats`.
+
+    Returns:
+        Markdown: a mean ± std table per group (accuracies in %, 2 decimals), the ANOVA line,
+        the Friedman / Iman-Davenport / Nemenyi lines and the average ranks.
+
+    """
+    groups = stats["groups"]
+    attacks = sorted({a for g in groups.values() for a in g["per_attack"]})
+    header = ["Group", "Track", "Seeds", "Clean (%)", "Robust, worst case (%)", *(f"{a} (%)" for a in attacks)]
+    lines = [
+        "## Statistics across seeds",
+        "",
+        "Mean ± sample standard deviation over seeds (std 0.00 for a single seed).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|",
+    ]
+    for name, g in groups.items():
+        cells = [name, g["track"], str(g["n_seeds"]), _pm(g["clean_acc"]), _pm(g["robust_acc"])]
+        cells += [_pm(g["per_attack"].get(a)) for a in attacks]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+
+    an = stats["anova_robust_acc"]
+    if an["skipped"]:
+        lines.append(f"- ANOVA of robust accuracy across groups: skipped ({an['skipped']}).")
+    elif an["F"] is None:
+        lines.append(f"- ANOVA of robust accuracy across groups: F undefined ({an['reason']}).")
+    else:
+        lines.append(
+            f"- ANOVA of robust accuracy across groups (seeds as replicates): "
+            f"F({an['df_between']}, {an['df_within']}) = {an['F']:.3f}, p = {_p(an['p'])}."
+        )
+
+    fr = stats["friedman"]
+    if fr["skipped"]:
+        lines.append(f"- Friedman test: skipped ({fr['skipped']}).")
+        return "\n".join(lines) + "\n"
+    blocks = fr["blocks"]
+    lines.append(
+        f"- Friedman test over N = {fr['n_blocks']} blocks ({len(blocks['seeds'])} seeds x "
+        f"{len(blocks['cells'])} cells: {', '.join(blocks['cells'])}), k = {fr['k']} groups: "
+        f"χ²_F = {fr['chi2_F']:.3f}, p = {_p(fr['chi2_F_p'])} "
+        f"(tie-corrected χ² = {_f3(fr['chi2_tie_corrected'])}, p = {_p(fr['p_tie_corrected'])})."
+    )
+    df1, df2 = fr["F_F_df"]
+    if fr["F_F"] is None:
+        lines.append(f"- Iman–Davenport F_F({df1}, {df2}): {fr['F_F_note']}.")
+    else:
+        lines.append(f"- Iman–Davenport F_F({df1}, {df2}) = {fr['F_F']:.3f}, p = {_p(fr['F_F_p'])}.")
+    sig = ", ".join(f"{d['better']} > {d['worse']} ({d['rank_difference']:.2f})" for d in fr["significant_pairs"])
+    lines.append(
+        f"- Nemenyi critical difference (α = {fr['alpha']:g}): CD = {fr['cd']:.3f}; "
+        f"pairs further apart than CD: {sig or 'none'}."
+    )
+    ranks = sorted(fr["average_ranks"].items(), key=lambda kv: kv[1])
+    lines.append("- Average ranks (1 = best): " + ", ".join(f"{m} {r:.2f}" for m, r in ranks) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def stats_html(stats: Mapping[str, Any]) -> str:
+    """The section of :func:`stats_markdown` as an HTML fragment (every text escaped)."""
+    parts: list[str] = ['<section class="stats">']
+    rows: list[list[str]] = []
+    items: list[str] = []
+
+    def flush(keep_items: bool = False) -> None:
+        if rows:
+            head, *body = rows
+            parts.append("<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>")
+            parts.extend("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in body)
+            parts.append("</tbody></table>")
+            rows.clear()
+        if items and not keep_items:
+            parts.append("<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
+            items.clear()
+
+    for line in stats_markdown(stats).splitlines():
+        if line.startswith("|"):
+            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+            if not all(set(c) <= set("-:") for c in cells):
+                rows.append(cells)
+            continue
+        flush(keep_items=line.startswith("- "))
+        if line.startswith("## "):
+            parts.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.startswith("- "):
+            items.append(html.escape(line[2:]))
+        elif line.strip():
+            parts.append(f"<p>{html.escape(line)}</p>")
+    flush()
+    parts.append("</section>")
+    return "\n".join(parts) + "\n"
