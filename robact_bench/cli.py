@@ -130,7 +130,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 raise CliError(f"--models: no model {', '.join(unknown)} on {dataset}; have {', '.join(known)}")
             entries = [e for e in entries if e.name in args.models]
         results, table = run_job(entries, dataset=dataset, seeds=seeds, eval_cfg=eval_cfg, out=out,
-                                 progress=args.progress, quick=quick, n_train=1000 if quick else None)  # fmt: skip
+                                 progress=args.progress, quick=quick, n_train=1000 if quick else None,
+                                 resume=args.resume)  # fmt: skip
         for row in summary_rows(results):
             print(json.dumps(row))
         print(f"table: {table}")
@@ -396,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--seeds", type=nonnegative_int, nargs="+", default=None, metavar="S",
                        help="training seeds (default 0 1 2; 0 with --quick)")  # fmt: skip
     p_run.add_argument("--suite", default="adaptive", help="evaluation suite (default: adaptive)")
+    p_run.add_argument("--resume", action="store_true",
+                       help="skip models whose entry already exists and is valid (finish a stopped job)")  # fmt: skip
     p_run.add_argument("--eps", type=parse_eps, default=0.1, help="Linf radius, e.g. 0.1 or 8/255 (default 0.1)")
     p_run.add_argument(
         "--n-examples", type=positive_int, default=None, help="test points per model (default 50; 8 with --quick)"

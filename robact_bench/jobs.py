@@ -5,7 +5,8 @@ activation under each recipe its paper uses, plus the two baselines every table 
 against, each trained with 3 seeds and evaluated with the ``adaptive`` suite:
 
 * baselines: ReLU with PGD-7 adversarial training, ReLU with TRADES (beta 6), same budget;
-* BReLU and VBReLU, PGD-7 adversarial training (the BReLU paper's recipe);
+* BReLU and VBReLU (alpha = 0.5, the paper's most robust alpha in its Section 4.4.2), PGD-7
+  adversarial training (the BReLU paper's recipe);
 * ReLU with a D-ReLU head, natural training + lambda * sum m^2 (the D-ReLU paper's recipe);
 * mReLU after the convolutions with the final 1-D RBF, random + mean training and the hybrid
   loss (the symmetric-activation paper's mReLU-r-m), and mReLU with plain training (its mReLU).
@@ -149,7 +150,8 @@ def leaderboard_entries(
               "Theoretically Principled Trade-off between Robustness and Accuracy (Zhang et al., ICML 2019)", TRADES,
               "ICML 2019 (baseline)", baseline=True),
         Entry(f"{a}_BReLU_PGDAT", f"{a} BReLU, PGD-7 adversarial training", spec("brelu"), pgd, BRELU_PAPER),
-        Entry(f"{a}_VBReLU_PGDAT", f"{a} VBReLU, PGD-7 adversarial training", spec("vbrelu"), pgd, BRELU_PAPER),
+        Entry(f"{a}_VBReLU_PGDAT", f"{a} VBReLU (alpha 0.5), PGD-7 adversarial training",
+              spec("vbrelu", act_kwargs={"alpha": 0.5}), pgd, BRELU_PAPER),
         Entry(f"{a}_ReLU_DReLUHead", f"{a} ReLU + D-ReLU head, natural training + cap penalty",
               spec("relu", drelu_head=500 if conv else 64, drelu_head_m_init=100.0), drelu, "Dynamic-Max-Value ReLU"),
         Entry(f"{a}_mReLU_RBF_SAF", f"{a} mReLU {where} + 1-D RBF output, random + mean training, hybrid loss",
@@ -253,6 +255,7 @@ def run_job(
     progress: bool = True,
     quick: bool = False,
     n_train: int | None = None,
+    resume: bool = False,
 ) -> tuple[list[EvalResult], Path]:
     """Run every entry with every seed, then render the leaderboard folder; return results and its table.
 
@@ -265,15 +268,22 @@ def run_job(
         progress: Show progress bars.
         quick: Smoke run (marked in every file).
         n_train: Use only the first ``n_train`` class-balanced training images.
+        resume: Skip an entry and seed whose JSON file is already in the leaderboard folder and
+            valid (a stopped job goes on where it stopped; the results returned are the new ones).
 
     """
     from robact_bench.leaderboard.publish import publish
+    from robact_bench.leaderboard.schema import validate_paths
 
     out = Path(out)
     train, test = _load(dataset, n_train)
     results = []
     for entry in entries:
         for seed in seeds:
+            done = out / "leaderboards" / dataset / eval_cfg.norm / f"{entry_file_name(entry, seed)}.json"
+            if resume and done.is_file() and validate_paths([done]).ok:
+                log.info("%s exists and is valid: skipped (resume)", done)
+                continue
             log.info("running %s seed %d", entry.name, seed)
             res = run_entry(entry, seed=seed, dataset=dataset, train_data=train, test_data=test,
                             eval_cfg=eval_cfg, out=out, progress=progress, quick=quick)  # fmt: skip

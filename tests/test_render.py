@@ -21,7 +21,7 @@ from robact_bench.leaderboard.render import (
     render_plots,
 )
 
-BOARD = Path(__file__).resolve().parents[1] / "leaderboards" / "mnist5k" / "Linf"
+BOARD = Path(__file__).resolve().parents[1] / "leaderboards" / "digits" / "Linf"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # Hand-computed: mean and sample standard deviation (n - 1) of the per-seed percentages.
@@ -342,19 +342,21 @@ def test_bad_fields_name_the_file(field, value, problem):
 
 def test_committed_leaderboard_renders(tmp_path):
     entries = load_entries(BOARD)
-    assert len(entries) >= 4
+    assert len(entries) == 21  # 7 models x 3 seeds
     rows = build_rows(entries)
-    assert sum(len(r) for r in rows.values()) == len(entries)  # one seed per model today
+    assert sum(len(r) for r in rows.values()) == 7  # one row per model
+    by_stem = dict(entries)
     for track, rs in rows.items():
         for r in rs:
-            (stem,) = r.stems
-            e = dict(entries)[stem]
-            assert r.track == ("randomized" if e["robact"]["evaluation"]["stochastic"] else "deterministic"), track
-            assert r.robust.text() == e.get("external", e.get("autoattack_acc"))
+            assert len(r.stems) == 3
+            seeds = [by_stem[stem] for stem in r.stems]
+            assert all(e["robact"]["track"] == track for e in seeds)
+            headline = [float(e.get("external", e.get("autoattack_acc"))) for e in seeds]
+            assert r.robust.mean == pytest.approx(sum(headline) / 3)
         robust = [r.robust.mean for r in rs]
         assert robust == sorted(robust, reverse=True)
     write_entries(tmp_path, entries)
-    paths = render_directory(tmp_path, title="mnist5k, Linf")
+    paths = render_directory(tmp_path, title="digits, Linf")
     names = {p.name for p in paths}
     assert {"per_attack.png", "training_curves.png"} <= names
     for p in paths:

@@ -463,7 +463,7 @@ _COLUMNS: tuple[_Column, ...] = (
     _Column("#", True, lambda r: str(r.rank), lambda r: r.rank, "num"),
     _Column("Model", False, lambda r: r.name, lambda r: r.name.lower(), "model"),
     _Column("Clean", True, lambda r: r.clean.text(), lambda r: r.clean.mean, "num"),
-    _Column("Reported (PGD, 1 pass)", True, lambda r: r.reported.text(), lambda r: r.reported.mean, "num"),
+    _Column("Reported", True, lambda r: r.reported.text(), lambda r: r.reported.mean, "num"),
     _Column("AutoAttack", True, lambda r: r.autoattack.text(), lambda r: r.autoattack.mean, "num"),
     _Column("Robust (worst case / external)", True, lambda r: r.robust.text(), lambda r: r.robust.mean, "num"),
     _Column("Forward passes x EOT", True, lambda r: r.passes, lambda r: r.passes_key, "num"),
