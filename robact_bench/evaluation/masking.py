@@ -122,6 +122,23 @@ def _only_broken_by(result: EvalResult, attacker: Iterable[AttackRecord], others
     return [i for i in range(n) if broken[i] and resisted_others[i]]
 
 
+def _beats(
+    result: EvalResult, label: str, attacker: list[AttackRecord], kind: str, others: list[AttackRecord],
+    *, with_accuracy: bool,
+) -> tuple[bool, float, str]:  # fmt: skip
+    """Judge the share of points ``attacker`` broke that every one of ``others`` missed."""
+    n = result.n_examples
+    pts = _only_broken_by(result, attacker, others)
+    share = len(pts) / n
+    detail = (
+        f"{label} broke {len(pts)} of {n} points ({_pct(share)}) that every {kind} attack "
+        f"({', '.join(r.name for r in others)}) missed"
+    )
+    if with_accuracy:  # a cascaded attack's own accuracy is cumulative: not shown
+        detail += f"; {label} accuracy {_pct(min(r.accuracy for r in attacker))}"
+    return share <= margin(n), share, detail
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
@@ -141,14 +158,7 @@ def _single_step(result: EvalResult) -> tuple[bool | None, Any, str]:
     ]
     if not singles or not multis:
         return None, None, "needs FGSM and a multi-step gradient attack on the real model (suite adaptive has both)"
-    pts = _only_broken_by(result, singles, multis)
-    share = len(pts) / result.n_examples
-    acc_single = min(r.accuracy for r in singles)
-    detail = (
-        f"FGSM broke {len(pts)} of {result.n_examples} points ({_pct(share)}) that every multi-step attack "
-        f"({', '.join(r.name for r in multis)}) missed; FGSM accuracy {_pct(acc_single)}"
-    )
-    return share <= margin(result.n_examples), share, detail
+    return _beats(result, "FGSM", singles, "multi-step", multis, with_accuracy=True)
 
 
 @_check(
@@ -161,13 +171,7 @@ def _blackbox(result: EvalResult) -> tuple[bool | None, Any, str]:
     white = [r for r in result.attacks if _adaptive(result, r) and not _is_blackbox(r)]
     if not squares or not white:
         return None, None, "needs Square and a white-box gradient attack on the real model"
-    pts = _only_broken_by(result, squares, white)
-    share = len(pts) / result.n_examples
-    detail = (
-        f"Square broke {len(pts)} of {result.n_examples} points ({_pct(share)}) that every white-box attack "
-        f"({', '.join(r.name for r in white)}) missed"
-    )
-    return share <= margin(result.n_examples), share, detail
+    return _beats(result, "Square", squares, "white-box", white, with_accuracy=False)
 
 
 @_check(
