@@ -81,21 +81,28 @@ def test_help_on_every_command():
 
 
 def test_run_quick_end_to_end(tmp_path):
-    """The main job's smoke run writes one RobustBench-typed JSON per model and the table."""
+    """The main job's smoke run: one valid entry per model and seed on both boards, then the rendered folder."""
+    from robact_bench.jobs import leaderboard_entries
+    from robact_bench.leaderboard.schema import validate_paths
+
     res = _cli("run", "--quick", "--out", str(tmp_path), "--no-progress")
     assert res.returncode == 0, res.stderr
-    board = tmp_path / "leaderboards" / "mnist5k" / "Linf"
-    names = sorted(p.stem for p in board.glob("*.json"))
-    assert names == ["LeNet5_BReLU_PGDAT", "LeNet5_ReLU_DReLUHead", "LeNet5_ReLU_PGDAT", "LeNet5_mReLU_Natural"]
-    for name in names:
-        e = json.loads((board / f"{name}.json").read_text())
-        assert isinstance(e["number_forward_passes"], int) and isinstance(e["clean_acc"], str)
-        assert e["robact"]["quick"] is True and "Smoke run" in e["footnote"]
-        assert e["robact"]["evaluation"]["n_examples"] == 8
-        assert (tmp_path / "runs" / "mnist5k" / name / "model.safetensors").is_file()
-    brelu = json.loads((board / "LeNet5_BReLU_PGDAT.json").read_text())["robact"]["evaluation"]
-    assert brelu["stochastic"] and brelu["passes"] == 10 and brelu["eot_iter"] == 20
-    table = (board / "README.md").read_text()
-    assert "SMOKE RUN" in table and all(f"`{n}`" in table for n in names)
+    for dataset in ("digits", "mnist5k"):
+        board = tmp_path / "leaderboards" / dataset / "Linf"
+        names = sorted(p.stem for p in board.glob("*.json"))
+        assert names == sorted(f"{e.name}_s0" for e in leaderboard_entries(dataset)) and len(names) == 7
+        assert validate_paths([board]).errors == []
+        for name in names:
+            e = json.loads((board / f"{name}.json").read_text())
+            assert e["robact"]["quick"] is True and "Smoke run" in e["footnote"]
+            assert e["robact"]["evaluation"]["n_examples"] == 8 and e["robact"]["seed"] == 0
+            assert (tmp_path / "runs" / dataset / name / "model.safetensors").is_file()
+        brelu = json.loads(next(board.glob("*_BReLU_PGDAT_s0.json")).read_text())
+        ev = brelu["robact"]["evaluation"]
+        assert brelu["robact"]["track"] == "randomized" and brelu["number_forward_passes"] == ev["passes"] == 10
+        assert ev["eot_iter"] == 10
+        table = (board / "README.md").read_text()
+        assert "SMOKE RUN" in table and all(f"`{n.removesuffix('_s0')}`" in table for n in names)
+        assert (board / "index.html").is_file()
     summary = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
-    assert len(summary) == 4
+    assert len(summary) == 14
