@@ -145,7 +145,7 @@ def _cmd_leaderboard_validate(args: argparse.Namespace) -> int:
     report = validate_paths(args.paths)
     for line in report.errors:
         print(line)
-    bad = len({line.split(": ", 1)[0] for line in report.errors})
+    bad = len(report.invalid)
     print(f"{len(report.files)} files checked: {len(report.files) - bad} valid, {bad} invalid")
     return 0 if report.ok else 1
 

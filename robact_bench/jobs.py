@@ -181,8 +181,9 @@ def run_entry(
     """Train (with ``seed``), checkpoint, evaluate and export one entry; return its :class:`EvalResult`."""
     info = dataset_info(dataset)
     c, h, _ = info.shape
-    img = {"in_chans": c, "img_size": h}
-    spec = replace(entry.spec, num_classes=info.num_classes, arch_kwargs={**img, **entry.spec.arch_kwargs})
+    spec = replace(
+        entry.spec, num_classes=info.num_classes, arch_kwargs={"in_chans": c, "img_size": h, **entry.spec.arch_kwargs}
+    )
     train_cfg = replace(entry.train, seed=seed)
     file_name = entry_file_name(entry, seed)
     torch.manual_seed(seed)

@@ -394,3 +394,26 @@ def test_registration_leaves_the_zoo_tables_ordered(real_rb, tmp_path):
     assert isinstance(table, OrderedDict) and list(table) == ["Carmon2019Unlabeled", "Robact2026Order"]
     assert list(zoo) == [enums.BenchmarkDataset.cifar_10, enums.BenchmarkDataset.cifar_100,
                          enums.BenchmarkDataset.imagenet]  # fmt: skip
+
+
+class _Plant:
+    """Unpickling this creates a file: a stand-in for code hidden in a checkpoint."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_planted_pickle_is_refused_before_robustbench_sees_it(tmp_path):
+    planted = tmp_path / "Robact2026Evil.pt"
+    marker = tmp_path / "pwned"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "x": _Plant(str(marker))}, planted)
+    with pytest.raises(ValueError, match=r"Robact2026Evil\.pt: not a plain tensor checkpoint, refused") as info:
+        rbi.check_tensors_only(planted)
+    assert "\n" not in str(info.value)
+    assert not marker.exists()
+    good = tmp_path / "good.pt"
+    torch.save({"state_dict": {"module.model.w": torch.zeros(2)}}, good)
+    rbi.check_tensors_only(good)  # plain tensors pass

@@ -16,7 +16,8 @@ What RobustBench 1.1.1 does, read in its source (``robustbench/utils.py``,
   downloads timm's weights instead); it refuses an entry whose ``gdrive_id`` is ``None``; then it
   builds ``entry['model']()`` and reads ``<model_dir>/<dataset>/<threat model>/<name>.pt`` with
   ``torch.load(path, map_location='cpu')`` (no ``weights_only`` argument, so torch's default:
-  ``True`` since torch 2.6), downloading it from Google Drive when the file is missing. It takes
+  ``True`` since torch 2.6, unpickling before; our :func:`load_model` first checks the file with
+  ``weights_only=True`` and refuses anything else), downloading it from Google Drive when the file is missing. It takes
   ``checkpoint['state_dict']`` (falling back to the whole object), removes ``'module.'`` and then
   ``'model.'`` from it with ``rm_substr_from_state_dict`` (which drops the first 7 / 6 characters
   of *every key that contains* the substring, wherever it is), loads strictly and returns
@@ -295,7 +296,27 @@ def load_model(
         entry = rb.models.model_dicts[ds][tm][name]
     if entry is not None and "robact_bench" in entry and not weights.is_file():
         raise FileNotFoundError(f"{weights}: weights missing; run register_model({name!r}, ...) again")
+    if weights.is_file():
+        check_tensors_only(weights)
     return rb.utils.load_model(name, model_dir=str(model_dir), dataset=dataset, threat_model=threat_model)
+
+
+def check_tensors_only(path: PathLike) -> None:
+    """Refuse a ``.pt`` file that does not load with ``torch.load(weights_only=True)``.
+
+    RobustBench's ``load_model`` calls ``torch.load`` without ``weights_only``: on torch < 2.6
+    that unpickles, i.e. runs whatever code the file holds. :func:`load_model` checks the file
+    first, so it only ever hands RobustBench a file of plain tensors and containers.
+
+    Raises:
+        ValueError: the file holds anything but tensors, numbers, strings and containers.
+
+    """
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any refusal by the safe unpickler is the answer
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: not a plain tensor checkpoint, refused (weights_only load: {first})") from None
 
 
 def _md5(path: Path) -> str:

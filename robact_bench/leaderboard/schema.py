@@ -84,11 +84,13 @@ class ValidationReport:
     Attributes:
         files: The files checked.
         errors: One line per problem (file, field, what was expected).
+        invalid: The files with at least one problem.
 
     """
 
     files: list[Path] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    invalid: list[Path] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -118,12 +120,12 @@ def validate_paths(paths: Iterable[str | os.PathLike[str]]) -> ValidationReport:
     report = ValidationReport(files=_json_files(paths))
     for f in report.files:
         try:
-            entry = json.loads(f.read_text(encoding="utf-8"))
+            errors = validate_entry(json.loads(f.read_text(encoding="utf-8")), str(f))
         except UnicodeDecodeError:
-            report.errors.append(f"{f}: not UTF-8 text (a leaderboard entry is a JSON file)")
-            continue
+            errors = [f"{f}: not UTF-8 text (a leaderboard entry is a JSON file)"]
         except json.JSONDecodeError as e:
-            report.errors.append(f"{f}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})")
-            continue
-        report.errors.extend(validate_entry(entry, str(f)))
+            errors = [f"{f}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"]
+        if errors:
+            report.errors.extend(errors)
+            report.invalid.append(f)
     return report
