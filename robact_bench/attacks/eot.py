@@ -11,7 +11,7 @@ returns the mean of the ``K`` logit vectors. The gradient of a loss on those mea
 average of the ``K`` per-sample Jacobians, each applied to the loss gradient at the mean; one
 library "gradient step" therefore costs ``K`` forward-backward samples, exactly as a Python loop
 of ``K`` passes (AutoAttack's ``eot_iter``, torchattacks' ``EOTPGD``) but in one call, which is
-what makes it faster on every device (:mod:`benchmarks.eval_throughput`).
+what makes it faster on every device (``benchmarks/performance.py``).
 
 Score-based attacks get EOT the same way: Square's margin loss on the mean logits is the loss
 averaged over ``K`` passes, and Square's early stop triggers only when the *averaged* output is

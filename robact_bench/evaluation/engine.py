@@ -12,9 +12,16 @@ For every attack of the suite (:mod:`robact_bench.attacks.suites`) the engine
 4. stores the per-point flags (a point must also be correct clean), and saves the finished unit
    atomically, so ``resume`` skips finished work and gives the same numbers.
 
-The final robust accuracy is the worst case per point over all attacks. Every unit reseeds from
-the evaluation seed and its own name, so its number does not depend on which other units ran
-(or were resumed).
+The final robust accuracy is the worst case per point over all attacks.
+
+**Chunks, seeds and processes.** The points are cut into chunks of ``batch_size``; every attack,
+scoring pass and sweep point runs chunk by chunk, each chunk reseeded from the evaluation seed,
+the unit's name and the chunk's index (AutoAttack: the evaluation seed, as the library reseeds
+every batch itself). A unit's number therefore depends on the seed and ``batch_size``, never on
+which other units ran (or were resumed), nor on how many processes share the work: under
+``torchrun`` (:mod:`robact_bench.distributed`) rank ``r`` of ``W`` runs chunks ``r, r + W, ...``
+and the per-point flags are gathered on every rank, so 1 process and ``W`` processes give the
+same per-point result (with the same threads per process). Only rank 0 writes.
 
 Example:
     >>> from robact_bench import evaluate
@@ -36,6 +43,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from robact_bench import distributed
 from robact_bench.activations import is_stochastic
 from robact_bench.attacks.common import AttackOutput, check_inputs, model_device
 from robact_bench.attacks.eot import EOTModel
@@ -57,6 +65,37 @@ _APGD = ("apgd-ce", "apgd-dlr", "apgd-t")
 
 def _unit_seed(seed: int, name: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2**63)
+
+
+def _chunk_seed(seed: int, name: str, chunk: int) -> int:
+    """Seed of one chunk of a unit; chunk 0 keeps the unit's seed (one-chunk runs are unchanged)."""
+    return _unit_seed(seed, name if chunk == 0 else f"{name}#chunk{chunk}")
+
+
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat(parts) if parts else torch.empty(0, dtype=torch.bool)
+
+
+def _cat_scores(parts: list[Score]) -> Score:
+    return Score(worst=_cat([p.worst for p in parts]), mean=_cat([p.mean for p in parts]),
+                 majority=_cat([p.majority for p in parts]), first=_cat([p.first for p in parts]),
+                 passes=parts[0].passes)  # fmt: skip
+
+
+def _merge_records(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record for a unit run chunk by chunk: the first chunk's, with totals and every seed."""
+    out = dict(records[0])
+    if len(records) == 1:
+        return out
+    for key in ("seconds", "points_attacked", "projected_to_threat_model"):
+        if key in out:
+            out[key] = round(sum(r[key] for r in records), 3) if key == "seconds" else sum(r[key] for r in records)
+    if "projection" in out:
+        out["projection"] = max(r["projection"] for r in records)
+    if "library_checks" in out:
+        out["library_checks"] = list(dict.fromkeys(m for r in records for m in r["library_checks"]))
+    out["chunks"] = {"count": len(records), "seeds": [r.get("seed") for r in records]}
+    return out
 
 
 @torch.no_grad()
@@ -155,24 +194,43 @@ class _Engine:
         return base, {"mode": "sequential", "k": self.cfg.eot_iter}, None
 
     # -- running one attack -------------------------------------------------------------------
+    def chunks(self) -> list[slice]:
+        """The chunks of points, ``batch_size`` each (the last one shorter)."""
+        n, bs = len(self.xs), self.cfg.batch_size
+        return [slice(i, min(i + bs, n)) for i in range(0, n, bs)]
+
+    def map_chunks(self, fn: Any) -> list[Any]:
+        """``[fn(c, chunk) for every chunk]``: this rank runs its share, every rank gets them all."""
+        chunks = self.chunks()
+        world, me = distributed.world_size(), distributed.rank()
+        mine = {c: fn(c, sl) for c, sl in enumerate(chunks) if c % world == me}
+        merged: dict[int, Any] = {}
+        for part in distributed.gather(mine):
+            merged.update(part)
+        return [merged[c] for c in range(len(chunks))]
+
     def run_attack(self, spec: AttackSpec, target: nn.Module, eot: dict[str, Any] | None, *, eps: float,
-                   robust: torch.Tensor | None, overrides: dict[str, Any]) -> AttackOutput:  # fmt: skip
+                   robust: torch.Tensor | None, overrides: dict[str, Any], chunk: int = 0,
+                   points: slice | None = None) -> AttackOutput:  # fmt: skip
+        """Run ``spec`` on one chunk of points (default: chunk 0 = all points of a one-chunk run)."""
         cfg = self.cfg
+        sl = points if points is not None else slice(0, len(self.xs))
+        xs, ys = self.xs[sl], self.ys[sl]
         params = {**spec.params, **overrides}
         sequential_k = eot["k"] if eot is not None and eot["mode"] == "sequential" else None
-        seed = _unit_seed(cfg.seed, spec.name)
+        seed = _chunk_seed(cfg.seed, spec.name, chunk)
         if spec.backend == "torchattacks":
             from robact_bench.attacks.torchattacks import torchattacks_attack
 
             attack = spec.attack
             if sequential_k is not None and attack == "PGD":
                 attack, params = "EOTPGD", {**params, "eot_iter": sequential_k}
-            return torchattacks_attack(target, self.xs, self.ys, attack=attack, eps=eps, norm=cfg.norm,
+            return torchattacks_attack(target, xs, ys, attack=attack, eps=eps, norm=cfg.norm,
                                        name=spec.name, batch_size=cfg.batch_size, seed=seed, **params)  # fmt: skip
         if spec.backend == "art":
             from robact_bench.attacks.art import art_attack
 
-            return art_attack(target, self.xs, self.ys, attack=spec.attack, eps=eps, norm=cfg.norm,
+            return art_attack(target, xs, ys, attack=spec.attack, eps=eps, norm=cfg.norm,
                               name=spec.name, batch_size=cfg.batch_size, seed=seed, **params)  # fmt: skip
         from robact_bench.attacks.autoattack import autoattack_attack
 
@@ -183,25 +241,50 @@ class _Engine:
             params["n_iter"] = params.pop("steps")
         # AutoAttack seeds itself with one seed for every component, as the library does
         torch.manual_seed(cfg.seed)
-        (out,) = autoattack_attack(target, self.xs, self.ys, eps=eps, norm=cfg.norm, version=version,
+        (out,) = autoattack_attack(target, xs, ys, eps=eps, norm=cfg.norm, version=version,
                                    seed=cfg.seed, batch_size=cfg.batch_size, backend=cfg.autoattack_backend,
-                                   attacks=[spec.attack], params=params, robust=robust)  # fmt: skip
+                                   attacks=[spec.attack], params=params,
+                                   robust=robust[sl] if robust is not None else None)  # fmt: skip
         return AttackOutput(spec.name, out.x_adv, out.library_robust, out.record)
 
-    def score_unit(self, name: str, out: AttackOutput) -> tuple[torch.Tensor, Score]:
+    def attack_chunks(self, spec: AttackSpec, target: nn.Module, eot: dict[str, Any] | None, *, eps: float,
+                      robust: torch.Tensor | None, overrides: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+        """Attack and score every chunk (this rank's share); return them gathered.
+
+        Keys: ``flags`` (robust per point), ``first`` (first-pass flags), ``library`` (the
+        library's own flags, or ``None``) and ``record`` (merged over chunks).
+        """
         assert self.clean is not None
-        torch.manual_seed(_unit_seed(self.cfg.seed, "score:" + name))
-        s = score(self.model, out.x_adv, self.ys, self.passes, self.cfg.batch_size)
-        flags = s.worst & self.clean.worst
-        if out.library_robust is not None:
-            flags &= out.library_robust
-        return flags, s
+        clean = self.clean
+
+        def one(c: int, sl: slice) -> dict[str, Any]:
+            out = self.run_attack(spec, target, eot, eps=eps, robust=robust, overrides=overrides, chunk=c, points=sl)
+            torch.manual_seed(_chunk_seed(self.cfg.seed, "score:" + spec.name, c))
+            s = score(self.model, out.x_adv, self.ys[sl], self.passes, self.cfg.batch_size)
+            flags = s.worst & clean.worst[sl]
+            if out.library_robust is not None:
+                flags &= out.library_robust
+            return {"flags": flags, "first": s.first & clean.first[sl], "library": out.library_robust,
+                    "record": out.record}  # fmt: skip
+
+        parts = self.map_chunks(one)
+        library = [p["library"] for p in parts]
+        return {
+            "flags": _cat([p["flags"] for p in parts]),
+            "first": _cat([p["first"] for p in parts]),
+            "library": None if any(v is None for v in library) else _cat(library),
+            "record": _merge_records([p["record"] for p in parts]),
+        }
 
     # -- units ------------------------------------------------------------------------------
     def clean_unit(self) -> None:
         done = self.state.get("clean")
-        torch.manual_seed(_unit_seed(self.cfg.seed, "clean"))
-        self.clean = score(self.model, self.xs, self.ys, self.passes, self.cfg.batch_size)
+
+        def one(c: int, sl: slice) -> Score:
+            torch.manual_seed(_chunk_seed(self.cfg.seed, "clean", c))
+            return score(self.model, self.xs[sl], self.ys[sl], self.passes, self.cfg.batch_size)
+
+        self.clean = _cat_scores(self.map_chunks(one))
         if done is not None and done["worst"] != flags_to_str(self.clean.worst):
             raise ValueError("clean scoring differs from the stored state: the model is not the same")
         if done is None:
@@ -224,24 +307,24 @@ class _Engine:
             return {"name": spec.name, "reason": reason}
         start = group_robust.get(spec.group) if spec.group is not None else None
         t0 = time.perf_counter()
-        out = self.run_attack(spec, target, eot, eps=self.cfg.eps, robust=start, overrides={})
-        flags, s = self.score_unit(spec.name, out)
-        record = {**out.record, "eot": eot, "via": spec.via, "group": spec.group, "passes": self.passes,
+        got = self.attack_chunks(spec, target, eot, eps=self.cfg.eps, robust=start, overrides={})
+        flags, library = got["flags"], got["library"]
+        record = {**got["record"], "eot": eot, "via": spec.via, "group": spec.group, "passes": self.passes,
                   "seconds_with_scoring": round(time.perf_counter() - t0, 3)}  # fmt: skip
         rec = AttackRecord(
             name=spec.name,
             accuracy=fraction(flags),
-            single_pass_accuracy=fraction(s.first & self.clean.first),
-            library_accuracy=None if out.library_robust is None else fraction(out.library_robust),
+            single_pass_accuracy=fraction(got["first"]),
+            library_accuracy=None if library is None else fraction(library),
             cumulative=spec.group is not None,
             record=record,
             flags=flags_to_str(flags),
         )
         unit: dict[str, Any] = {"record": rec.__dict__}
         if spec.group is not None:
-            assert out.library_robust is not None
-            group_robust[spec.group] = out.library_robust
-            unit["group_robust"] = flags_to_str(out.library_robust)
+            assert library is not None
+            group_robust[spec.group] = library
+            unit["group_robust"] = flags_to_str(library)
         self.state.put(spec.name, unit)
         return rec
 
@@ -252,7 +335,8 @@ class _Engine:
         if reason is not None:
             return {"kind": sweep.kind, "attack": spec.name, "skipped": reason}
         xs_values = []
-        for v in tqdm(values, desc=f"sweep {sweep.kind} {spec.name}", disable=not self.progress, leave=False):
+        bar = tqdm(values, desc=f"sweep {sweep.kind} {spec.name}", disable=not self.progress, leave=False)
+        for v in bar:
             name = f"sweep:{sweep.kind}:{spec.name}:{v:g}"
             done = self.state.get(name)
             eps = v * self.cfg.eps if sweep.kind == "eps" else self.cfg.eps
@@ -262,11 +346,9 @@ class _Engine:
             if done is None:
                 overrides = {"steps": int(v)} if sweep.kind == "steps" else {}
                 unit_spec = AttackSpec(name, spec.backend, spec.attack, spec.params, eot=spec.eot, via=spec.via)
-                out = self.run_attack(unit_spec, target, eot, eps=eps, robust=None, overrides=overrides)
-                flags, s = self.score_unit(name, out)
-                assert self.clean is not None
-                first = fraction(s.first & self.clean.first)
-                done = {"accuracy": fraction(flags), "single_pass_accuracy": first, "record": out.record}
+                got = self.attack_chunks(unit_spec, target, eot, eps=eps, robust=None, overrides=overrides)
+                done = {"accuracy": fraction(got["flags"]), "single_pass_accuracy": fraction(got["first"]),
+                        "record": got["record"]}  # fmt: skip
                 self.state.put(name, done)
             accs.append(done["accuracy"])
             single.append(done["single_pass_accuracy"])
@@ -362,7 +444,20 @@ def run_evaluation(
         warnings.warn(n, stacklevel=2)
 
     indices = [int(i) for i in idx]
-    state = EvalState(state_path, eval_fingerprint(model, cfg.to_dict(), indices), resume=resume)
+    fingerprint = eval_fingerprint(model, cfg.to_dict(), indices)
+    if distributed.is_distributed():  # rank 0 reads and writes the state file; the others get its units
+        opened: list[EvalState] = []
+
+        def open_state() -> dict[str, dict[str, Any]]:
+            opened.append(EvalState(state_path, fingerprint, resume=resume))
+            return opened[0].units
+
+        units = distributed.on_main(open_state)
+        state = opened[0] if opened else EvalState(None, fingerprint, resume=False)
+        state.units = dict(units)
+        progress = progress and distributed.is_main()
+    else:
+        state = EvalState(state_path, fingerprint, resume=resume)
     eng = _Engine(model, xs, ys, cfg, stochastic, state, progress)
     eng.clean_unit()
     assert eng.clean is not None
@@ -424,7 +519,7 @@ def run_evaluation(
         model=dict(spec or {}),
         training=dict(training or {}),
         eval_config=cfg.to_dict(),
-        environment=environment(),
+        environment={**environment(), "world_size": distributed.world_size()},
         wall_time_s=time.perf_counter() - t0,
         quick=quick,
     )
@@ -443,9 +538,12 @@ def _saf_unit(eng: _Engine, dataset: str) -> dict[str, Any]:
         return done
     cfg = eng.cfg
     betas = cfg.saf_betas if cfg.saf_betas is not None else saf_grid_for(dataset or "mnist")
-    out = saf_error_rates(eng.model, eng.xs, eng.ys, betas=betas, threshold=cfg.saf_threshold,
-                          n_nonsense=cfg.n_nonsense, passes=cfg.passes, eot_iter=cfg.eot_iter, seed=cfg.seed,
-                          batch_size=cfg.batch_size, progress=eng.progress)  # fmt: skip
+    # SAF's nonsense and noisy samples are drawn for the whole set at once: rank 0 computes it
+    out = distributed.on_main(
+        lambda: saf_error_rates(eng.model, eng.xs, eng.ys, betas=betas, threshold=cfg.saf_threshold,
+                                n_nonsense=cfg.n_nonsense, passes=cfg.passes, eot_iter=cfg.eot_iter, seed=cfg.seed,
+                                batch_size=cfg.batch_size, progress=eng.progress)
+    )  # fmt: skip
     eng.state.put("saf", out)
     return out
 

@@ -5,6 +5,15 @@ and the validation loss each epoch (which ReduceLROnPlateau and early stopping w
 ``state_path`` it writes the complete training state after every epoch (see
 :mod:`robact_bench.training.state`), and with ``resume=True`` it continues from that file: on
 the CPU the final weights are bit-identical to an uninterrupted run with the same seed.
+
+**Several processes.** Under ``torchrun`` (:mod:`robact_bench.distributed`) the loop trains
+with :class:`~torch.nn.parallel.DistributedDataParallel` (gloo on the CPU, nccl on CUDA):
+``cfg.batch_size`` is the global batch, each of the ``W`` ranks takes ``batch_size / W`` images
+of it from a :class:`~torch.utils.data.DistributedSampler` (seeded with ``cfg.seed``, reshuffled
+each epoch), gradients are averaged by DDP, and only rank 0 writes the state file and calls
+``on_epoch_end``. Every rank seeds the global RNG with ``cfg.seed`` (attack starts and random
+activations draw the same stream on different images), so all ranks consume it alike and rank
+0's saved state resumes every rank exactly. The history's losses are averaged over all ranks.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from robact_bench import distributed
 from robact_bench.activations import is_stochastic
 from robact_bench.activations.capped import drelu_modules
 from robact_bench.attacks.pgd import pgd_linf
@@ -176,26 +186,39 @@ def train_model(
     torch.manual_seed(cfg.seed)
     order_rng = torch.Generator().manual_seed(cfg.seed)
     opt = build_optimizer(model, cfg)
-    steps_per_epoch = (len(x) + cfg.batch_size - 1) // cfg.batch_size
+    world = distributed.world_size()
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} is the global batch: it must split evenly over {world} ranks")
+    sampler = _sampler(len(x), cfg.seed) if world > 1 else None
+    local_batch = cfg.batch_size // world
+    n_local = len(sampler) if sampler is not None else len(x)
+    steps_per_epoch = (n_local + local_batch - 1) // local_batch
     sched = build_scheduler(opt, cfg, steps_per_epoch)
+    writer = distributed.is_main()
+    progress = progress and writer
     state = TrainState()
     if resume and state_path is not None and Path(state_path).is_file():
         state = load_train_state(
             state_path, model=model, optimizer=opt, scheduler=sched, order_rng=order_rng, fingerprint=fingerprint
         )
         log.info("%s: resumed after epoch %d", desc, state.epoch)
+    trained = _ddp(model) if world > 1 else model  # DDP broadcasts rank 0's weights to every rank
     model.train()
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         if state.stopped_early:
             break
         t0 = time.perf_counter()
-        perm = torch.randperm(len(x), generator=order_rng)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+            perm = torch.tensor(list(sampler), dtype=torch.long)
+        else:
+            perm = torch.randperm(len(x), generator=order_rng)
         total, total_pen, seen = 0.0, 0.0, 0
         bar = tqdm(range(steps_per_epoch), desc=f"{desc} {epoch}/{cfg.epochs}", disable=not progress, leave=False)
         for step in bar:
-            idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            idx = perm[step * local_batch : (step + 1) * local_batch]
             xb, yb = x[idx].to(device), y[idx].to(device)
-            loss = recipe.loss(model, xb, yb, cfg, ctx)
+            loss = recipe.loss(trained, xb, yb, cfg, ctx)
             pen = drelu_penalty_term(model, cfg.drelu_lambda)
             opt.zero_grad(set_to_none=True)
             (loss + pen).backward()
@@ -206,6 +229,8 @@ def train_model(
             total_pen += float(pen.detach()) * len(idx)
             seen += len(idx)
             bar.set_postfix(loss=f"{total / seen:.4f}")
+        if world > 1:  # the epoch's loss over every rank's images
+            total, total_pen, seen = _sum_over_ranks(total, total_pen, seen, device)
         row: dict[str, float] = {
             "epoch": epoch,
             "loss": total / seen,
@@ -223,16 +248,34 @@ def train_model(
         bar.close()
         state.epoch = epoch
         state.history.append(row)
-        if state_path is not None:
+        if state_path is not None and writer:
             save_train_state(
                 state_path, model=model, optimizer=opt, scheduler=sched, order_rng=order_rng, state=state,
                 fingerprint=fingerprint,
             )  # fmt: skip
         log.info("%s epoch %d: %s", desc, epoch, {k: round(v, 5) for k, v in row.items()})
-        if on_epoch_end is not None:
+        if on_epoch_end is not None and writer:
             on_epoch_end(state.history)
     model.eval()
     return state.history
+
+
+def _sampler(n: int, seed: int) -> torch.utils.data.DistributedSampler:
+    """The share of ``range(n)`` of this rank, reshuffled each epoch (padded so every rank has as many)."""
+    return torch.utils.data.DistributedSampler(range(n), shuffle=True, seed=seed, drop_last=False)
+
+
+def _ddp(model: nn.Module) -> nn.Module:
+    """``model`` wrapped in DistributedDataParallel on its own device."""
+    device = next(model.parameters()).device
+    ids = [device] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def _sum_over_ranks(total: float, total_pen: float, seen: int, device: torch.device) -> tuple[float, float, int]:
+    t = torch.tensor([total, total_pen, float(seen)], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(t)
+    return float(t[0]), float(t[1]), int(t[2])
 
 
 def _after_validation(row: dict[str, float], cfg: TrainConfig, sched: Any, state: TrainState) -> None:

@@ -1,0 +1,143 @@
+"""``torch.distributed`` in one place: joining torchrun's process group, ranks, gathering.
+
+The package never starts processes itself: ``torchrun`` (PyTorch's launcher) does, on one host
+or many, and passes ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
+``MASTER_PORT`` in the environment. :func:`init` joins that group (``gloo`` on the CPU,
+``nccl`` on CUDA) when ``WORLD_SIZE`` > 1 and does nothing otherwise, so every function here
+also works, trivially, in a single process:
+
+* :func:`gather` returns every rank's object, in rank order (``[obj]`` in one process);
+* :func:`on_main` runs a function on rank 0 only and hands its value (or its ``ValueError``)
+  to every rank, so a bad input stops all ranks with the same one-line error instead of
+  leaving the others waiting;
+* :func:`is_main` guards the writes: only rank 0 writes files.
+
+Multi-host: run the same ``torchrun`` command on every host with ``--nnodes``,
+``--node_rank`` (or ``--rdzv_backend c10d --rdzv_endpoint HOST:PORT``) and a folder every host
+sees for the outputs; see the README ("Many processes, many hosts").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+import torch.distributed as dist
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+__all__ = ["barrier", "gather", "init", "is_distributed", "is_main", "local_device", "on_main", "rank",
+           "shutdown", "world_size"]  # fmt: skip
+
+
+def is_distributed() -> bool:
+    """Whether this process belongs to an initialized process group of more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    """Rank of this process (0 when not distributed)."""
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    """Number of processes (1 when not distributed)."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main() -> bool:
+    """True on rank 0, the only rank that writes files."""
+    return rank() == 0
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "")
+    try:
+        return int(text) if text else default
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an integer; got {text!r}") from None
+
+
+def local_device(device: str | torch.device) -> torch.device:
+    """The device of this process: ``cuda`` becomes ``cuda:LOCAL_RANK`` under torchrun."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None and _env_int("WORLD_SIZE", 1) > 1:
+        return torch.device("cuda", _env_int("LOCAL_RANK", 0))
+    return dev
+
+
+def init(device: str | torch.device = "cpu", backend: str | None = None) -> bool:
+    """Join the process group that ``torchrun`` described in the environment, if any.
+
+    Args:
+        device: The device this process computes on; picks the backend (``nccl`` for CUDA,
+            ``gloo`` otherwise) and, for CUDA, the current device (``LOCAL_RANK``).
+        backend: Force a backend (``gloo``, ``nccl``).
+
+    Returns:
+        True when this process is one of several (``WORLD_SIZE`` > 1), False otherwise.
+
+    Raises:
+        ValueError: ``WORLD_SIZE`` > 1 but torch was built without distributed support.
+
+    """
+    if is_distributed():
+        return True
+    if _env_int("WORLD_SIZE", 1) <= 1:
+        return False
+    if not dist.is_available():
+        raise ValueError("WORLD_SIZE > 1 but this torch build has no torch.distributed support")
+    dev = local_device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    chosen = backend or ("nccl" if dev.type == "cuda" else "gloo")
+    dist.init_process_group(chosen, init_method="env://")
+    log.info("joined process group: rank %d of %d (%s)", dist.get_rank(), dist.get_world_size(), chosen)
+    return True
+
+
+def shutdown() -> None:
+    """Leave the process group (no-op when not distributed)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op when not distributed)."""
+    if is_distributed():
+        dist.barrier()
+
+
+def gather(obj: T) -> list[T]:
+    """Every rank's ``obj``, in rank order, on every rank (``[obj]`` in one process).
+
+    Objects travel pickled between our own processes (``all_gather_object``); nothing from a
+    file goes through this.
+    """
+    if not is_distributed():
+        return [obj]
+    out: list[Any] = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def on_main(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on rank 0 only; every rank gets its value, or the ``ValueError`` it raised."""
+    if not is_distributed():
+        return fn()
+    box: list[Any] = [None]
+    if is_main():
+        try:
+            box[0] = ("ok", fn())
+        except ValueError as exc:
+            box[0] = ("error", str(exc))
+    dist.broadcast_object_list(box, src=0)
+    kind, value = box[0]
+    if kind == "error":
+        raise ValueError(value)
+    return value

@@ -1,0 +1,112 @@
+"""torch.distributed: evaluation sharded over 2 CPU processes (torchrun, gloo) gives the per-point
+result of 1 process; chunking makes results independent of the number of processes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from robact_bench import evaluate
+from robact_bench.models import ModelSpec
+from robact_bench.models.checkpoint import save_checkpoint
+
+DIGITS = {"img_size": 8, "hidden": [64, 64]}
+# points per chunk: 48 points = 4 chunks, so each of 2 ranks runs 2 chunks
+EVAL_ARGS = ["--n-examples", "48", "--batch-size", "12", "--eps", "0.1", "--threads", "1", "--no-progress",
+             "--seed", "3"]  # fmt: skip
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
+
+
+def _eval(nproc: int, run, out, *args: str) -> dict:
+    cmd = [sys.executable, "-m", "robact_bench", "eval", "--checkpoint", str(run), "--out", str(out), *args]
+    if nproc > 1:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+        cmd = [*launcher, *cmd[1:]]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def _per_point(result: dict) -> dict:
+    return {
+        "robust_flags": result["robust_flags"],
+        "attacks": {a["name"]: (a["flags"], a["accuracy"], a["single_pass_accuracy"], a["library_accuracy"])
+                    for a in result["attacks"]},  # fmt: skip
+        "sweeps": [(s["kind"], s["attack"], s["values"], s["accuracy"]) for s in result["sweeps"]],
+        "clean": (result["clean_acc"], result["clean_acc_worst"]),
+    }
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, digits_relu, digits_brelu):
+    root = tmp_path_factory.mktemp("dist")
+    for name, model, act in (("relu", digits_relu, "relu"), ("brelu", digits_brelu, "brelu")):
+        save_checkpoint(root / name / "model", model, ModelSpec("mlp2", act, arch_kwargs=DIGITS),
+                        {"training": {"dataset": "digits", "name": f"digits_{name}"}})  # fmt: skip
+    return root
+
+
+def test_two_processes_give_the_per_point_flags_of_one_deterministic(runs):
+    args = ["--suite", "adaptive", "--attacks", "apgd-ce", "apgd-t", "pgd20", "fgsm", "--sweep-eps", "1", "4",
+            "--sweep-steps", "1", "10", *EVAL_ARGS]  # fmt: skip
+    one = _eval(1, runs / "relu", runs / "relu1.json", *args)
+    two = _eval(2, runs / "relu", runs / "relu2.json", *args)
+    assert one["environment"]["world_size"] == 1 and two["environment"]["world_size"] == 2
+    assert _per_point(two) == _per_point(one)
+    assert one["n_examples"] == 48 and len(one["robust_flags"]) == 48
+    # the attacks found something to break and something they could not: the flags carry information
+    assert 0 < one["robust_acc"] < one["clean_acc"]
+    pgd = next(a for a in two["attacks"] if a["name"] == "pgd20")
+    assert pgd["record"]["chunks"]["count"] == 4 and len(set(pgd["record"]["chunks"]["seeds"])) == 4
+
+
+def test_two_processes_give_the_per_point_flags_of_one_stochastic(runs):
+    # a random model: EOT (K samples per gradient) and R scoring passes, each chunk reseeded
+    args = ["--suite", "adaptive", "--attacks", "pgd20", "pgd20-noeot", "fgsm", "--no-sweeps", "--eot-iter", "4",
+            "--passes", "4", *EVAL_ARGS]  # fmt: skip
+    one = _eval(1, runs / "brelu", runs / "brelu1.json", *args)
+    two = _eval(2, runs / "brelu", runs / "brelu2.json", *args)
+    assert one["stochastic"] and one["passes"] == 4
+    assert _per_point(two) == _per_point(one)
+    assert 0 < one["robust_acc"] < one["clean_acc_worst"] <= 1
+
+
+def test_chunking_keeps_one_chunk_runs_unchanged_and_is_independent_of_the_split(digits, digits_relu):
+    _, _, x, y = digits
+    kw = {"attacks": ("pgd20", "fgsm"), "eps": 0.1, "n_examples": 40, "sweeps": False, "progress": False, "seed": 3}
+    whole = evaluate(digits_relu, x, y, "brelu_paper", batch_size=40, **kw)
+    again = evaluate(digits_relu, x, y, "brelu_paper", batch_size=500, **kw)
+    # n <= batch_size: one chunk, seeded with the unit's own seed, whatever the batch size
+    assert again.robust_flags == whole.robust_flags
+    assert [a.flags for a in again.attacks] == [a.flags for a in whole.attacks]
+    chunked = evaluate(digits_relu, x, y, "brelu_paper", batch_size=10, **kw)
+    assert chunked.attack("pgd20").record["chunks"]["count"] == 4
+    assert "chunks" not in whole.attack("pgd20").record
+    # FGSM has no randomness: chunking cannot change a single flag
+    assert chunked.attack("fgsm").flags == whole.attack("fgsm").flags
+
+
+@pytest.mark.parametrize("recipe", ["pgd_at", "trades"])
+def test_ddp_training_two_processes_keeps_parameters_equal(tmp_path, recipe):
+    from safetensors.torch import load_file
+
+    worker = os.path.join(os.path.dirname(__file__), "workers", "ddp_train.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", worker,
+           str(tmp_path), recipe]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    r0, r1 = (load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1))
+    finals = sorted(k for k in r0 if k.startswith("final."))
+    assert finals and all(torch.equal(r0[k], r1[k]) for k in finals)  # bit-identical on both ranks
+    # the ranks started from different weights: DDP replaced rank 1's by rank 0's, then both trained
+    assert any(not torch.equal(r0["init." + k[6:]], r1["init." + k[6:]]) for k in finals)
+    assert any(not torch.equal(r0["init." + k[6:]], r0[k]) for k in finals)
+    # one history, the loss averaged over both ranks' images, and one state file written (by rank 0)
+    assert torch.equal(r0["loss"], r1["loss"]) and r0["loss"].shape == (2,) and bool((r0["loss"] > 0).all())
+    assert (tmp_path / "state.safetensors").is_file()
