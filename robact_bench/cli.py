@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from robact_bench.parsing import parse_float
+from robact_bench.parsing import one_line, parse_float
 
 EXIT_USAGE = 2
 
@@ -231,10 +231,21 @@ def _check_device(text: str) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from robact_bench import distributed
+
+    _check_device(args.device)
+    distributed.init(args.device)  # under torchrun: DDP, the batch shared out over the ranks
+    try:
+        return _train(args, distributed.local_device(args.device))
+    finally:
+        distributed.shutdown()
+
+
+def _train(args: argparse.Namespace, device: Any) -> int:
+    from robact_bench import distributed
     from robact_bench.training.config import load_config_file, resolve_run_config
     from robact_bench.training.run import train_run
 
-    _check_device(args.device)
     over = _overrides(args)
     sources = [load_config_file(c) for c in args.config] if args.config else [({}, "command line")]
     if len(sources) > 1 and "name" in over["run"]:
@@ -249,8 +260,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     for run in runs:
         for seed in seeds if seeds is not None else [run.train.seed]:
-            res = train_run(run.with_seed(seed), args.out, resume=args.resume, device=args.device,
+            res = train_run(run.with_seed(seed), args.out, resume=args.resume, device=device,
                             progress=args.progress, data_root=args.data_root)  # fmt: skip
+            if not distributed.is_main():
+                continue
             last = res.history[-1] if res.history else {}
             summary = {
                 "run": run.name,
@@ -264,7 +277,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "skipped": res.skipped,
             }
             print(json.dumps(summary), flush=True)
-    print(f"wall time: {time.perf_counter() - t0:.1f} s")
+    if distributed.is_main():
+        print(f"wall time: {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -289,8 +303,20 @@ def _eval_paths(args: argparse.Namespace, run_dir: Path) -> tuple[Path, Path]:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from robact_bench import distributed
+
+    _check_device(args.device)
+    distributed.init(args.device)  # under torchrun: join its group; the points are shared out
+    try:
+        return _eval(args)
+    finally:
+        distributed.shutdown()
+
+
+def _eval(args: argparse.Namespace) -> int:
     import torch
 
+    from robact_bench import distributed
     from robact_bench.attacks.suites import get_suite
     from robact_bench.data import load_dataset
     from robact_bench.evaluation.config import EvalConfig
@@ -298,7 +324,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from robact_bench.fileio import atomic_write_json
     from robact_bench.models.checkpoint import load_checkpoint
 
-    _check_device(args.device)
+    device = distributed.local_device(args.device)
     get_suite(args.suite)  # unknown suite: one line with the closest names, before loading anything
     ckpt = Path(args.checkpoint)
     meta_path = ckpt / "model.json" if ckpt.is_dir() else ckpt
@@ -311,19 +337,26 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         sweep_eps=tuple(args.sweep_eps) if args.sweep_eps else None,
         sweep_steps=tuple(args.sweep_steps) if args.sweep_steps else None,
     )  # fmt: skip
-    model, spec, meta = load_checkpoint(meta_path, device=args.device)
+    model, spec, meta = load_checkpoint(meta_path, device=device)
     training = meta.get("training", {})
     dataset = args.dataset or training.get("dataset")
     if not dataset:
         raise CliError(f"{meta_path}: no dataset recorded; give --dataset")
     x, y = load_dataset(dataset, args.split, root=args.data_root)
     out, state = _eval_paths(args, meta_path.parent)
-    if out.exists() and not args.overwrite:
-        if args.resume and not state.exists():  # finished earlier: nothing to resume
+
+    def finished_earlier() -> bool:  # rank 0 looks at the files; every rank follows its answer
+        if out.exists() and not args.overwrite:
+            if args.resume and not state.exists():  # finished earlier: nothing to resume
+                return True
+            if not args.resume:
+                raise ValueError(f"{out} exists: pass --overwrite to replace it (or --out elsewhere)")
+        return False
+
+    if distributed.on_main(finished_earlier):
+        if distributed.is_main():
             print(f"finished earlier: {out} (--overwrite to recompute)")
-            return 0
-        if not args.resume:
-            raise CliError(f"{out} exists: pass --overwrite to replace it (or --out elsewhere)")
+        return 0
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     name = str(training.get("name", meta_path.parent.parent.name if meta_path.parent.name.startswith("seed") else
@@ -333,6 +366,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         training={k: v for k, v in training.items() if k != "history"}, progress=args.progress,
         state_path=str(state), resume=args.resume,
     )  # fmt: skip
+    if not distributed.is_main():  # every rank holds the whole result; rank 0 writes it
+        return 0
     atomic_write_json(out, result.to_dict())
     state.unlink(missing_ok=True)
     summary: dict[str, Any] = {
@@ -350,11 +385,46 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from robact_bench.models import ModelSpec
+    from robact_bench.models.convert import convert_state_dict
+
+    kwargs: dict[str, dict[str, Any]] = {}
+    for flag, text in (("--arch-kwargs", args.arch_kwargs), ("--act-kwargs", args.act_kwargs)):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise CliError(f"{flag} must be a JSON object such as '{{\"batch_norm\": true}}'; got {text!r}")
+        kwargs[flag] = value
+    arch_kwargs, num_classes, dataset = kwargs["--arch-kwargs"], args.num_classes, None
+    if args.dataset is not None:  # as `train` does: classes and input shape come from the dataset
+        from robact_bench.data import DATASETS, dataset_info
+
+        dataset = DATASETS.resolve(args.dataset)
+        info = dataset_info(dataset)
+        if num_classes is not None and num_classes != info.num_classes:
+            raise CliError(f"--num-classes {num_classes}: {dataset} has {info.num_classes} classes")
+        num_classes = info.num_classes
+        arch_kwargs = {"in_chans": info.shape[0], "img_size": info.shape[1], **arch_kwargs}
+    spec = ModelSpec(arch=args.arch, act=args.act, act_kwargs=kwargs["--act-kwargs"], arch_kwargs=arch_kwargs,
+                     num_classes=num_classes if num_classes is not None else 10, drelu_head=args.drelu_head,
+                     rbf_output=args.rbf_output)  # fmt: skip
+    res = convert_state_dict(args.state_dict, args.out, spec, dataset=dataset, name=args.name,
+                             overwrite=args.overwrite)  # fmt: skip
+    print(json.dumps({"model": spec.describe(), "tensors": res.n_tensors, "source_sha256": res.source_sha256,
+                      "stripped_prefix": res.stripped_prefix, "dataset": dataset}))  # fmt: skip
+    print(f"written: {res.weights} and {res.metadata_path}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``robact-bench <cmd>: error: ... (see --help)``, exit 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        # one_line: argparse quotes unrecognized arguments as typed, line breaks included
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -407,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="EOT samples K per gradient/query on random models (default 10)")  # fmt: skip
     p_run.add_argument("--passes", type=positive_int, default=10,
                        help="forward passes R scoring each image of a random model (default 10)")  # fmt: skip
-    p_run.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
+    p_run.add_argument("--seed", type=nonnegative_int, default=0, help="evaluation seed (default 0)")
     p_run.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=True, help="show progress bars (default: on)"
     )
@@ -525,6 +595,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_eval.set_defaults(func=_cmd_eval)
 
+    p_conv = sub.add_parser(
+        "convert",
+        parents=[common],
+        help="turn a plain PyTorch state dict (.pt/.pth) into a checkpoint (safetensors + JSON) eval can read",
+        description=(
+            "Convert a PyTorch state dict file (a dict of tensors, or one under 'state_dict' or 'model'; a "
+            "'module.' prefix is removed) into DIR/model.safetensors + DIR/model.json. The file is read with "
+            "torch.load(weights_only=True): only tensors, numbers, strings and containers are accepted and no "
+            "code in the file is run; anything else is refused and nothing is written. The architecture comes "
+            "from our registry (--arch, --act), never from the file; every tensor's name, shape and dtype must "
+            "fit it. The metadata records the source file's name and SHA-256. Then: "
+            "robact-bench eval --checkpoint DIR."
+        ),
+    )
+    p_conv.add_argument("state_dict", metavar="STATE", help="the .pt/.pth state dict file")
+    p_conv.add_argument("--arch", required=True, help="architecture (see `robact-bench list models`)")
+    p_conv.add_argument("--act", default="relu", help="activation (see `robact-bench list activations`; default relu)")
+    p_conv.add_argument("--out", required=True, metavar="DIR", help="folder for model.safetensors + model.json")
+    p_conv.add_argument("--dataset", default=None,
+                        help="the model's dataset: sets classes and input shape, and is what eval uses")  # fmt: skip
+    p_conv.add_argument("--num-classes", type=positive_int, default=None, metavar="N",
+                        help="output classes (default: the dataset's, else 10)")  # fmt: skip
+    p_conv.add_argument("--arch-kwargs", default="{}", metavar="JSON",
+                        help='other architecture arguments, e.g. \'{"hidden": [64, 64]}\'')  # fmt: skip
+    p_conv.add_argument("--act-kwargs", default="{}", metavar="JSON", help="activation arguments (JSON object)")
+    p_conv.add_argument("--drelu-head", type=positive_int, default=None, metavar="N",
+                        help="the model has a D-ReLU head of width N before its output layer")  # fmt: skip
+    p_conv.add_argument("--rbf-output", action=argparse.BooleanOptionalAction, default=False,
+                        help="the model ends with the 1-D RBF output layer (default: no)")  # fmt: skip
+    p_conv.add_argument("--name", default=None, help="model name recorded in the metadata (default: DIR's name)")
+    p_conv.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in DIR")
+    p_conv.set_defaults(func=_cmd_convert)
+
     p_list = sub.add_parser(
         "list", parents=[common], help="list registered activations, models, datasets, suites or shipped configs"
     )
@@ -543,7 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("auto-attack").setLevel(logging.ERROR)
     try:
         return int(args.func(args))
-    except (CliError, ValueError, KeyError, TypeError, FileNotFoundError, ImportError) as exc:
+    except (CliError, ValueError, KeyError, TypeError, OSError, ImportError) as exc:
         if os.environ.get("ROBACT_DEBUG"):
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

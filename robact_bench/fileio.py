@@ -3,6 +3,11 @@
 Every file the package writes goes through :func:`atomic_write_bytes`: the content is written
 to a temporary file in the target directory, flushed to disk, then renamed over the target, so
 a crash leaves either the old complete file or the new complete one, never half of one.
+
+The temporary file is ``.<name>.<12 hex digits>.tmp`` beside the target. Nothing in the package
+ever reads such a file (readers look for ``*.json``, ``*.safetensors``... by name), so one left
+behind by a killed process is only litter: :func:`remove_stale_temps` removes it where a run
+is resumed.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ import json
 import math
 import os
 import platform
-import tempfile
+import re
+import secrets
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -21,27 +27,125 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "environment",
+    "is_temp_file",
     "package_versions",
     "read_json",
+    "remove_stale_temps",
     "to_jsonable",
 ]
 
+_TEMP_SUFFIX = ".tmp"
+_TEMP_RE = re.compile(r"\..+\.(?:[0-9a-f]{12}|[a-z0-9_]{8})\.tmp")
+"""``.<name>.<token>.tmp``: our 12-hex-digit token, or the 8 characters of ``tempfile.mkstemp``,
+which earlier versions used (their temporary files are ours too)."""
+
+_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_ATTEMPTS = 3
+
+
+def _temp_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{secrets.token_hex(6)}{_TEMP_SUFFIX}")
+
+
+def _create_temp(target: Path) -> tuple[int, Path]:
+    """Create a new temporary file beside ``target``; return its descriptor and path.
+
+    Mode 0o666 through ``os.open``: the kernel applies the process umask as it does for any
+    ``open(path, "w")``, so files come out 0o644 under the usual umask 0o022 (``mkstemp`` would
+    make them 0o600). Nothing reads or changes the umask, so there is no race with other threads.
+    """
+    for _ in range(100):
+        tmp = _temp_path(target)
+        try:
+            return os.open(tmp, _OPEN_FLAGS, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name beside {target}")
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file + rename); return the path."""
+    """Write ``data`` to ``path`` atomically (temporary file + rename); return the path.
+
+    The data go to ``.<name>.<token>.tmp`` in the target's folder, are flushed and fsynced,
+    and the file is renamed over ``path`` (then the folder is fsynced, so the rename survives a
+    power loss). A reader sees the old complete file or the new complete one. The new file gets
+    the mode an ordinary write gives a new file: ``0o666`` less the umask.
+
+    If the temporary file vanishes before the rename (another process resuming in the same
+    folder removed it with :func:`remove_stale_temps`), the write is simply done again.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    attempt = 0
+    while True:
+        attempt += 1
+        fd, tmp = _create_temp(target)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except FileNotFoundError:
+            tmp.unlink(missing_ok=True)
+            if attempt >= _ATTEMPTS or not target.parent.is_dir():
+                raise
+            continue
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_directory(target.parent)
+        return target
+
+
+def is_temp_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path``'s name is that of a temporary file of :func:`atomic_write_bytes`."""
+    return _TEMP_RE.fullmatch(Path(path).name) is not None
+
+
+def remove_stale_temps(directory: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files :func:`atomic_write_bytes` left in ``directory``; return them.
+
+    A process killed mid-write (SIGKILL, power loss) cannot clean up its temporary file.
+    Such files are never read, so removing them loses nothing. Only plain files named like
+    ours (``.<name>.<token>.tmp``) directly in ``directory`` are touched, never subfolders or
+    any other file. A writer that is still running in the same folder is not harmed: if its
+    temporary file is removed before its rename, it writes again.
+
+    Args:
+        directory: The folder to clean (a missing folder is fine: nothing is removed).
+
+    Returns:
+        The removed files, sorted.
+
+    """
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    removed = []
+    for p in sorted(d.iterdir()):
+        if not is_temp_file(p) or p.is_symlink() or not p.is_file():
+            continue
+        try:
+            p.unlink()
+        except FileNotFoundError:  # renamed or removed meanwhile
+            continue
+        removed.append(p)
+    return removed
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

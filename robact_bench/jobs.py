@@ -35,7 +35,7 @@ from robact_bench.data import balanced_subset, dataset_info, load_dataset
 from robact_bench.evaluation.config import EvalConfig
 from robact_bench.evaluation.engine import run_evaluation
 from robact_bench.evaluation.result import EvalResult
-from robact_bench.fileio import atomic_write_json
+from robact_bench.fileio import atomic_write_json, remove_stale_temps
 from robact_bench.leaderboard.export import to_robustbench, write_entry
 from robact_bench.models import ModelSpec
 from robact_bench.models.checkpoint import save_checkpoint
@@ -277,11 +277,15 @@ def run_job(
     from robact_bench.leaderboard.schema import validate_paths
 
     out = Path(out)
+    board = out / "leaderboards" / dataset / eval_cfg.norm
+    if resume:  # temporary files a killed job left behind (never read; they must not be published)
+        for folder in (board, board / "plots", *sorted((out / "runs" / dataset).glob("*"))):
+            remove_stale_temps(folder)
     train, test = _load(dataset, n_train)
     results = []
     for entry in entries:
         for seed in seeds:
-            done = out / "leaderboards" / dataset / eval_cfg.norm / f"{entry_file_name(entry, seed)}.json"
+            done = board / f"{entry_file_name(entry, seed)}.json"
             if resume and done.is_file() and validate_paths([done]).ok:
                 log.info("%s exists and is valid: skipped (resume)", done)
                 continue
@@ -289,7 +293,6 @@ def run_job(
             res = run_entry(entry, seed=seed, dataset=dataset, train_data=train, test_data=test,
                             eval_cfg=eval_cfg, out=out, progress=progress, quick=quick)  # fmt: skip
             results.append(res)
-    board = out / "leaderboards" / dataset / eval_cfg.norm
     paths = publish(board)
     return results, paths[0]
 

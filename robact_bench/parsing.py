@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-__all__ = ["parse_float"]
+__all__ = ["one_line", "parse_float"]
+
+# What str.splitlines() breaks on: a message holding one of these is not one line on a terminal or in a log.
+_LINE_BREAKS = {c: c.encode("unicode_escape").decode("ascii") for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
 def parse_float(value: object, name: str = "value") -> float:
@@ -34,3 +37,11 @@ def parse_float(value: object, name: str = "value") -> float:
     if not math.isfinite(out):
         raise ValueError(f"{name} must be a finite number; got {value!r}")
     return out
+
+
+def one_line(text: str) -> str:
+    r"""``text`` with its line breaks written as escapes (``\n``, ``\r``, ``\u2028``...): one line, nothing lost.
+
+    For messages that quote what a user typed (argparse's ``unrecognized arguments: ...``).
+    """
+    return text.translate(str.maketrans(_LINE_BREAKS))

@@ -13,6 +13,8 @@ import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
+from robact_bench.parsing import one_line
+
 T = TypeVar("T")
 
 __all__ = ["Registry", "UnknownNameError", "check_kwargs"]
@@ -137,7 +139,7 @@ def check_kwargs(
         for n, p in params.items()
         if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.POSITIONAL_ONLY)
     ]
-    unknown = sorted(set(kwargs) - set(accepted))
+    unknown = sorted(one_line(str(k)) for k in kwargs if k not in accepted)  # keys from a file may be any type
     if unknown:
         raise error(
             f"{kind} {name!r} does not take {', '.join(unknown)}; it takes: {', '.join(accepted) or 'no arguments'}"

@@ -14,6 +14,26 @@ from robact_bench.training.loop import train_model
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "robustbench_model_info"
 
+try:  # property-based tests (tests/test_properties.py): reproducible in CI
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("robact", derandomize=True, deadline=None, database=None, print_blob=False)
+    _hypothesis_settings.load_profile("robact")
+except ImportError:  # hypothesis is in requirements/test.txt; without it test_properties.py is skipped
+    pass
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One line: how many generated inputs each property target was fed (counted in the test bodies)."""
+    import sys
+
+    module = next((m for name, m in sys.modules.items() if name.endswith("test_properties")
+                   and hasattr(m, "INPUTS_TRIED")), None)  # fmt: skip
+    if module is None or not any(module.INPUTS_TRIED.values()):
+        return
+    counts = ", ".join(f"{target} {n}" for target, n in module.INPUTS_TRIED.items())
+    terminalreporter.write_line(f"property inputs tried: {counts} ({module.TRACEBACKS['count']} tracebacks)")
+
 
 @pytest.fixture(scope="session")
 def digits():

@@ -36,8 +36,10 @@ def _eval(nproc: int, run, out, *args: str) -> dict:
 def _per_point(result: dict) -> dict:
     return {
         "robust_flags": result["robust_flags"],
-        "attacks": {a["name"]: (a["flags"], a["accuracy"], a["single_pass_accuracy"], a["library_accuracy"])
-                    for a in result["attacks"]},  # fmt: skip
+        "attacks": {
+            a["name"]: (a["flags"], a["accuracy"], a["single_pass_accuracy"], a["library_accuracy"])
+            for a in result["attacks"]
+        },
         "sweeps": [(s["kind"], s["attack"], s["values"], s["accuracy"]) for s in result["sweeps"]],
         "clean": (result["clean_acc"], result["clean_acc_worst"]),
     }

@@ -443,6 +443,7 @@ def run_evaluation(
     for n in notes:
         warnings.warn(n, stacklevel=2)
 
+    specs, skipped = _filter(suite_obj, cfg, stochastic)  # unknown attack names fail before any file is written
     indices = [int(i) for i in idx]
     fingerprint = eval_fingerprint(model, cfg.to_dict(), indices)
     if distributed.is_distributed():  # rank 0 reads and writes the state file; the others get its units
@@ -461,7 +462,6 @@ def run_evaluation(
     eng = _Engine(model, xs, ys, cfg, stochastic, state, progress)
     eng.clean_unit()
     assert eng.clean is not None
-    specs, skipped = _filter(suite_obj, cfg, stochastic)
     records: list[AttackRecord] = []
     robust = eng.clean.worst.clone()
     group_robust: dict[str, torch.Tensor] = {}

@@ -1,7 +1,8 @@
 """Resumable evaluation: finished units (clean pass, each attack, each sweep point) on disk.
 
 One JSON file, rewritten atomically (temporary file + rename) after every finished unit: a kill
-at any moment leaves either the previous complete file or the new one. Per-point flags are
+at any moment leaves either the previous complete file or the new one (and perhaps a temporary
+file, which is never read; resuming removes those of the state file's folder). Per-point flags are
 stored as strings of ``0``/``1`` in point order. The file carries a fingerprint of the model's
 weights, the evaluation config, the suite and the points; ``resume`` refuses a file whose
 fingerprint differs, so finished work is only reused for exactly the same evaluation.
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from robact_bench.fileio import atomic_write_json, read_json
+from robact_bench.fileio import atomic_write_json, read_json, remove_stale_temps
 
 FORMAT = "robact_bench.eval_state/1"
 
@@ -69,6 +70,9 @@ class EvalState:
                     "changed): remove it to start over"
                 )
             self.units = dict(data.get("units", {}))
+        if self.path is not None and resume:
+            # a killed run's temporary files (``.<name>.<token>.tmp``, never read) in this folder only
+            remove_stale_temps(self.path.parent)
 
     def get(self, name: str) -> dict[str, Any] | None:
         """The stored unit ``name``, or ``None`` if it has not finished."""

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from robact_bench.fileio import remove_stale_temps
 from robact_bench.leaderboard.schema import validate_paths
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,9 @@ def default_title(entries: list[dict[str, Any]]) -> str:
 
 def publish(directory: str | os.PathLike[str], *, title: str = "") -> list[Path]:
     """Validate every entry of ``directory``, then write its README.md, index.html, plots and statistics.
+
+    Every file is replaced atomically (a kill leaves each one old or new, never partial), and the
+    temporary files an earlier, killed render left in the folder and ``plots/`` are removed first.
 
     Returns:
         The written paths, the Markdown table first.
@@ -47,6 +51,9 @@ def publish(directory: str | os.PathLike[str], *, title: str = "") -> list[Path]
     if not report.ok:
         n = len(report.errors)
         raise ValueError(f"{report.errors[0]} ({n} problems in all; see `robact-bench leaderboard validate`)")
+    for folder in (directory, directory / "plots"):  # a killed render's temporary files must not be published
+        for tmp in remove_stale_temps(folder):
+            log.info("removed %s, left by an interrupted write", tmp)
     entries = [e for _, e in load_entries(directory)]
     title = title or default_title(entries)
     with_block = [e for e in entries if "robact" in e]

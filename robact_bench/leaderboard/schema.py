@@ -18,6 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from robact_bench.parsing import one_line
+
 SCHEMA_FILE = "entry.schema.json"
 
 
@@ -71,10 +73,18 @@ def _message(error: Any) -> str:
     return f"{field_name}: {error.message}" + (f" (expected {desc})" if desc else "")
 
 
+def _printable(text: str) -> str:
+    r"""One printable line: line breaks and lone surrogates (a JSON file may hold ``"\ud800"``) escaped."""
+    return one_line(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def validate_entry(entry: Any, source: str = "<entry>") -> list[str]:
     """Every problem of one entry, each a line ``<source>: <field>: <what was wrong and expected>``."""
-    errors = sorted(_validator().iter_errors(entry), key=lambda e: [str(p) for p in e.absolute_path])
-    return [f"{source}: {_message(e)}" for e in errors]
+    try:
+        errors = sorted(_validator().iter_errors(entry), key=lambda e: [str(p) for p in e.absolute_path])
+    except RecursionError:
+        return [_printable(f"{source}: nested too deeply to validate")]
+    return [_printable(f"{source}: {_message(e)}") for e in errors]
 
 
 @dataclass
@@ -113,6 +123,8 @@ def _json_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 def validate_paths(paths: Iterable[str | os.PathLike[str]]) -> ValidationReport:
     """Validate JSON files, and every ``*.json`` under the folders, in ``paths``.
 
+    Every problem of an existing file, whatever its bytes, is reported as a line (never raised).
+
     Raises:
         ValueError: a path does not exist.
 
@@ -125,6 +137,13 @@ def validate_paths(paths: Iterable[str | os.PathLike[str]]) -> ValidationReport:
             errors = [f"{f}: not UTF-8 text (a leaderboard entry is a JSON file)"]
         except json.JSONDecodeError as e:
             errors = [f"{f}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"]
+        except RecursionError:
+            errors = [f"{f}: not valid JSON (nested too deeply)"]
+        except ValueError as e:  # e.g. an integer too long for int(): not a JSONDecodeError
+            errors = [f"{f}: not valid JSON ({e})"]
+        except OSError as e:
+            errors = [f"{f}: cannot read ({e.strerror or e})"]
+        errors = [_printable(line) for line in errors]
         if errors:
             report.errors.extend(errors)
             report.invalid.append(f)

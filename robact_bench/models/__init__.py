@@ -7,6 +7,7 @@ model contract).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -57,12 +58,38 @@ def create_model(arch: str, *, act_layer: ActLayer = "relu", num_classes: int = 
     return model.to(memory_format=torch.channels_last)  # see Normalize: faster CPU convs
 
 
+def _string_keys(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _string_keys(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_string_keys(v) for v in value)
+    return True
+
+
 def _jsonable(name: str, value: Mapping[str, Any]) -> dict[str, Any]:
+    """``value`` as a dict, if it is a mapping of JSON values: string keys, finite numbers (saved as they are)."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a mapping of arguments; got {type(value).__name__}")
     try:
-        json.dumps(dict(value))
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must hold only JSON values (numbers, strings, lists)") from None
+        json.dumps(dict(value), allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        raise ValueError(f"{name} must hold only JSON values (finite numbers, strings, lists, mappings)") from None
+    if not _string_keys(value):
+        raise ValueError(f"{name} must hold only JSON values (mapping keys are strings)")
     return dict(value)
+
+
+def _is_int(value: object, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _positive_float(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value)) and value > 0
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 @dataclass(frozen=True)
@@ -107,6 +134,12 @@ class ModelSpec:
             raise ValueError("give the activation as ModelSpec.act / act_kwargs, not in arch_kwargs")
         if not isinstance(self.rbf_output, bool):
             raise ValueError(f"rbf_output must be true or false; got {self.rbf_output!r}")
+        if not _is_int(self.num_classes, 2):
+            raise ValueError(f"num_classes must be an integer >= 2; got {self.num_classes!r}")
+        if self.drelu_head is not None and not _is_int(self.drelu_head, 1):
+            raise ValueError(f"drelu_head must be an integer >= 1 (the head's width) or null; got {self.drelu_head!r}")
+        if not _positive_float(self.drelu_head_m_init):
+            raise ValueError(f"drelu_head_m_init must be a finite number > 0; got {self.drelu_head_m_init!r}")
 
     def build(self) -> nn.Module:
         """Create the model (fresh weights)."""

@@ -9,6 +9,7 @@ and copies tensors into it; nothing is ever unpickled, so a checkpoint cannot ru
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from robact_bench.models import ModelSpec
 
 FORMAT = "robact_bench.checkpoint/1"
 
-__all__ = ["FORMAT", "checkpoint_paths", "load_checkpoint", "save_checkpoint"]
+__all__ = ["FORMAT", "check_state_dict", "checkpoint_paths", "load_checkpoint", "save_checkpoint"]
 
 
 def checkpoint_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -103,21 +104,52 @@ def load_checkpoint(
             "refused because loading them can run code"
         ) from None
     model = spec.build()
+    check_state_dict(tensors, model, spec, source=str(weights))
+    model.load_state_dict(tensors, strict=True)
+    return model.to(device).eval(), spec, meta.get("metadata", {})
+
+
+def _listed(names: list[str], limit: int = 5) -> str:
+    return f"{names[:limit]}{'...' if len(names) > limit else ''}"
+
+
+def check_state_dict(tensors: Mapping[Any, Any], model: nn.Module, spec: ModelSpec, *, source: str) -> None:
+    """Check that ``tensors`` fit ``model``'s state dict exactly: names, shapes, dtypes, plain tensors.
+
+    Used by :func:`load_checkpoint` and by :func:`robact_bench.models.convert.convert_state_dict`,
+    so a checkpoint of ours and a converted state dict pass the same checks.
+
+    Args:
+        tensors: Name -> tensor, as read from a file.
+        model: A freshly built model (``spec.build()``).
+        spec: Its spec, for the message.
+        source: The file the tensors came from, for the message.
+
+    Raises:
+        ValueError: one line, ``<source>: tensors do not fit <arch / act>: ...``, naming the
+            missing and unexpected names, or each tensor whose shape or dtype is not the
+            expected one (``name (got shape)/dtype (expected shape/dtype)``).
+
+    """
+    fit = f"{source}: tensors do not fit {spec.describe()}"
+    not_names = sorted(repr(k) for k in tensors if not isinstance(k, str))
+    if not_names:
+        raise ValueError(f"{fit}: names must be strings; got {_listed(not_names)}")
+    not_tensors = [f"{k} ({type(v).__name__})" for k, v in tensors.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise ValueError(f"{fit}: not tensors: {'; '.join(not_tensors[:5])}{'...' if len(not_tensors) > 5 else ''}")
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
-        raise ValueError(
-            f"{weights}: tensors do not fit {spec.describe()}: "
-            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
-        )
+        raise ValueError(f"{fit}: missing {_listed(missing)}, unexpected {_listed(unexpected)}")
     bad = [
         f"{k} {tuple(tensors[k].shape)}/{tensors[k].dtype} (expected {tuple(v.shape)}/{v.dtype})"
         for k, v in expected.items()
         if tensors[k].shape != v.shape or tensors[k].dtype != v.dtype
     ]
     if bad:
-        raise ValueError(f"{weights}: tensors do not fit {spec.describe()}: {'; '.join(bad[:5])}")
-    model.load_state_dict(tensors, strict=True)
-    return model.to(device).eval(), spec, meta.get("metadata", {})
+        raise ValueError(f"{fit}: {'; '.join(bad[:5])}{'...' if len(bad) > 5 else ''}")
+    strange = [f"{k} ({t.layout})" for k, t in tensors.items() if t.layout != torch.strided]
+    if strange:
+        raise ValueError(f"{fit}: not dense tensors: {'; '.join(strange[:5])}")

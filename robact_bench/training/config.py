@@ -28,7 +28,7 @@ from typing import Any
 from robact_bench.data import DATASETS, dataset_info
 from robact_bench.fileio import to_jsonable
 from robact_bench.models import ModelSpec
-from robact_bench.parsing import parse_float
+from robact_bench.parsing import one_line, parse_float
 from robact_bench.registry import check_kwargs
 
 __all__ = [
@@ -147,7 +147,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         from robact_bench.training.recipes import RECIPES
 
-        object.__setattr__(self, "recipe", RECIPES.resolve(self.recipe))
+        object.__setattr__(self, "recipe", _resolve_name(RECIPES, self.recipe, "recipe"))
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
         if self.scheduler not in SCHEDULERS:
@@ -191,16 +191,17 @@ class TrainConfig:
 
 
 def _check_range(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    finite = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))  # ints of any size
+    if isinstance(value, bool) or not finite:
         raise ValueError(f"{name} must be a finite number; got {value!r}")
     low, high, low_in, high_in = _RANGES[name]
     ok = (value >= low if low_in else value > low) and (value <= high if high_in else value < high)
     if ok:
         return
     if name in ("eps", "step_size") and value > 1:
+        shown = str(value) if isinstance(value, int) else f"{value:g}"  # {:g} of a huge int overflows
         raise ValueError(
-            f"{name} must be in [0, 1] (pixel values are in [0, 1]); got {value:g}. "
-            f"For 0..255 units write {value:g}/255"
+            f"{name} must be in [0, 1] (pixel values are in [0, 1]); got {shown}. For 0..255 units write {shown}/255"
         )
     lo = ("[" if low_in else "(") + f"{low:g}"
     hi = (f"{high:g}" + ("]" if high_in else ")")) if math.isfinite(high) else "inf)"
@@ -258,9 +259,9 @@ class RunConfig:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
             raise ValueError(f"run name must be letters, digits, '_', '-' or '.'; got {self.name!r}")
-        object.__setattr__(self, "dataset", DATASETS.resolve(self.dataset))
+        object.__setattr__(self, "dataset", _resolve_name(DATASETS, self.dataset, "dataset"))
         info = dataset_info(self.dataset)
         if self.n_train is not None and (
             not isinstance(self.n_train, int) or isinstance(self.n_train, bool) or self.n_train < 2
@@ -297,6 +298,18 @@ class RunConfig:
 _TOP_KEYS = ("name", "description", "dataset", "n_train", "model", "train")
 
 
+def _resolve_name(registry: Any, value: object, what: str) -> str:
+    """``registry.resolve(value)``, with a ``ValueError`` (not ``TypeError``) when ``value`` is not a string."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a name (a string); got {one_line(repr(value))}")
+    return registry.resolve(value)
+
+
+def _keys(keys: Any) -> str:
+    """Keys of a user's file, of any type, for a one-line message."""
+    return ", ".join(sorted(one_line(str(k)) for k in keys))
+
+
 def resolve_run_config(
     data: Mapping[str, Any],
     *,
@@ -315,28 +328,43 @@ def resolve_run_config(
         ValueError: one line naming the source, the key and what is allowed.
 
     """
+    try:
+        return _resolve(data, overrides, source)
+    except ValueError as exc:  # UnknownNameError included
+        msg = one_line(str(exc).strip())
+        raise ValueError(msg if msg.startswith(f"{source}:") else f"{source}: {msg}") from None
+
+
+def _resolve(data: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]] | None, source: str) -> RunConfig:
     from robact_bench.training.recipes import RECIPES
 
     if not isinstance(data, Mapping):
         raise ValueError(f"{source}: a config must be a mapping of keys {', '.join(_TOP_KEYS)}")
-    unknown = sorted(set(data) - set(_TOP_KEYS))
+    unknown = [k for k in data if k not in _TOP_KEYS]
     if unknown:
-        raise ValueError(f"{source}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_TOP_KEYS)}")
-    over = {k: dict(v) for k, v in (overrides or {}).items()}
-    bad_sections = sorted(set(over) - {"run", "model", "train"})
+        raise ValueError(f"{source}: unknown key(s) {_keys(unknown)}; allowed: {', '.join(_TOP_KEYS)}")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ValueError(f"overrides must be a mapping of sections run, model, train; got {type(overrides).__name__}")
+    bad_sections = [k for k in (overrides or {}) if k not in ("run", "model", "train")]
     if bad_sections:
-        raise ValueError(f"override sections must be run, model or train; got {', '.join(bad_sections)}")
+        raise ValueError(f"override sections must be run, model or train; got {_keys(bad_sections)}")
+    for key, value in (overrides or {}).items():
+        if not isinstance(value, Mapping):
+            raise ValueError(f"overrides[{key!r}] must be a mapping; got {type(value).__name__}")
+    over = {k: dict(v) for k, v in (overrides or {}).items()}
     run = {k: v for k, v in data.items() if k not in ("model", "train")}
     run.update(over.get("run", {}))
-    model = data.get("model") or {}
-    file_train = data.get("train") or {}
+    model = data.get("model")
+    file_train = data.get("train")
+    model = {} if model is None else model  # an empty section (`model:`) reads as null
+    file_train = {} if file_train is None else file_train
     for key, value in (("model", model), ("train", file_train)):
         if not isinstance(value, Mapping):
             raise ValueError(f"{source}: '{key}' must be a mapping; got {type(value).__name__}")
     model = {**model, **over.get("model", {})}
-    dataset = DATASETS.resolve(run.get("dataset", "mnist5k"))
+    dataset = _resolve_name(DATASETS, run.get("dataset", "mnist5k"), "dataset")
     train_over = over.get("train", {})
-    recipe = RECIPES.resolve(train_over.get("recipe", file_train.get("recipe", "standard")))
+    recipe = _resolve_name(RECIPES, train_over.get("recipe", file_train.get("recipe", "standard")), "recipe")
     train = TrainConfig.from_dict(
         {**RECIPES.get(recipe).defaults_for(dataset), **file_train, **train_over, "recipe": recipe},
         source=f"{source}: train",
@@ -391,13 +419,22 @@ def load_config_file(name_or_path: str | os.PathLike[str]) -> tuple[dict[str, An
 
     path = config_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ValueError(f"{path.name}: not valid YAML{where} ({getattr(exc, 'problem', exc)})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read ({exc})") from None
+        detail = getattr(exc, "problem", None) or exc  # a ReaderError has no problem, and its text is 2 lines
+        raise ValueError(f"{path.name}: not valid YAML{where} ({' '.join(str(detail).split())})") from None
+    except RecursionError:
+        raise ValueError(f"{path.name}: not valid YAML (nested too deeply)") from None
+    except ValueError as exc:  # PyYAML's int() of a number too long to convert
+        raise ValueError(f"{path.name}: not valid YAML ({one_line(str(exc))})") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -10,7 +10,9 @@
 * ``model.safetensors`` + ``model.json``: the trained model and its spec, config and history
   (written last: their presence marks a finished run).
 
-Every file is written to a temporary file and renamed.
+Every file is written to a temporary file and renamed (:mod:`robact_bench.fileio`), so a
+kill at any moment leaves each file complete; ``--resume`` first removes the temporary files a
+killed session left behind (they are never read).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from typing import Any
 
 import torch
 
+from robact_bench import distributed
 from robact_bench.data import balanced_subset, load_dataset, validation_split
-from robact_bench.fileio import atomic_write_text, read_json
+from robact_bench.fileio import atomic_write_text, read_json, remove_stale_temps
 from robact_bench.models.checkpoint import checkpoint_paths, save_checkpoint
 from robact_bench.training.config import RunConfig
 from robact_bench.training.loop import train_model
@@ -130,6 +133,8 @@ def train_run(
         meta = read_json(meta_path).get("metadata", {}).get("training", {})
         if meta.get("fingerprint") != run.fingerprint():
             raise ValueError(f"{directory} holds a finished run with a different config; use another --out")
+        if distributed.is_main():  # litter of a killed session (never read)
+            remove_stale_temps(directory)
         log.info("%s: already finished, skipped", directory)
         return RunResult(run, directory, meta.get("history", []), float(meta.get("train_seconds", 0.0)), skipped=True)
     resumed_from = 0
@@ -140,10 +145,15 @@ def train_run(
         if header["fingerprint"] != run.fingerprint():
             raise ValueError(f"{directory} holds an unfinished run with a different config; use another --out")
         resumed_from = int(header["epoch"])
+    writer = distributed.is_main()  # under torchrun every rank trains, rank 0 writes
+    if resume and writer:  # temporary files of a killed session: never read, so only litter
+        for tmp in remove_stale_temps(directory):
+            log.info("removed %s, left by an interrupted write", tmp)
 
     import yaml
 
-    atomic_write_text(directory / "config.yaml", yaml.safe_dump(run.to_dict(), sort_keys=False))
+    if writer:
+        atomic_write_text(directory / "config.yaml", yaml.safe_dump(run.to_dict(), sort_keys=False))
     train, val = _load_data(run, data_root)
     torch.manual_seed(run.train.seed)
     model = run.model.build().to(device)
@@ -168,8 +178,10 @@ def train_run(
         "wall_seconds_this_session": round(time.perf_counter() - t0, 3),
         "resumed_from_epoch": resumed_from,
         "device": str(device),
+        "world_size": distributed.world_size(),
     }
-    atomic_write_text(directory / "history.csv", history_csv(history))
-    save_checkpoint(directory / "model", model, run.model, {"training": training})
+    if writer:
+        atomic_write_text(directory / "history.csv", history_csv(history))
+        save_checkpoint(directory / "model", model, run.model, {"training": training})
     log.info("%s: trained in %.1f s -> %s", directory, train_seconds, weights)
     return RunResult(run, directory, history, train_seconds, resumed_from)
