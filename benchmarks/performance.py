@@ -12,12 +12,14 @@ Prints, on the machine it runs on (``--device cuda`` for a GPU), one JSON object
    :class:`~robact_bench.attacks.eot.EOTModel` (the K samples in one forward pass). Both
    evaluate ``n_iter * K`` sampled gradients per point.
 3. **Scaling with the number of points** (250, 500, 1000 by default): the engine's PGD-20 +
-   FGSM on a ReLU LeNet-5 in chunks of ``--chunk`` points, each size in a fresh process; time
-   per point (the engine's own wall time, diagnostics included) and the evaluation's peak memory
-   above the process's memory before it started (``ru_maxrss``; on CUDA the allocator's peak).
+   FGSM on a ReLU LeNet-5 in chunks of ``--chunk`` points, each size in a fresh process (after a
+   4-point warm-up run that pays the libraries' imports); time per point (the engine's own wall
+   time, diagnostics included) and the evaluation's peak memory above the process's memory
+   before it started (``ru_maxrss``; on CUDA the allocator's peak).
 4. **Processes**: ``robact-bench eval`` of the same checkpoint (an untrained LeNet-5 saved as a
    run on mnist5k; timing does not depend on the weights) on ``--dist-points`` test points, PGD-20
-   + FGSM, ``--chunk`` points per chunk, as (a) 1 process with 1 thread, (b) ``torchrun
+   + FGSM alone and with the adaptive suite's eps and steps sweeps, ``--chunk`` points per chunk,
+   as (a) 1 process with 1 thread, (b) ``torchrun
    --nproc_per_node 2`` with 1 thread each, (c) 1 process with 2 threads. Both the evaluation's
    own wall time (``wall_time_s`` of the result: start of the evaluation to its end, gathers
    included) and the whole command's (process start-up and imports included) are reported, and
@@ -42,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -144,6 +147,43 @@ def _maxrss_mb() -> float:
     return rss / 1024 / 1024 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
 
 
+def _rss_mb() -> float | None:
+    """Resident memory now (Linux ``/proc/self/statm``), or None elsewhere."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class _PeakRSS:
+    """Sample the resident memory every 2 ms in a thread; ``peak`` is the largest sample (MiB).
+
+    ``ru_maxrss`` is a high-water mark of the whole process (imports included), so it can hide
+    the evaluation's own peak; sampling measures it. Where ``/proc`` is missing, falls back to
+    ``ru_maxrss``.
+    """
+
+    def __enter__(self) -> _PeakRSS:
+        self.start = _rss_mb()
+        self.peak = self.start or 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = _rss_mb()
+            if now is not None:
+                self.peak = max(self.peak, now)
+            time.sleep(0.002)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def scaling_child(n: int, chunk: int, threads: int, device: torch.device) -> dict:
     """(in a fresh process) evaluate n points; time per point and peak memory above the start."""
     torch.set_num_threads(threads)
@@ -152,14 +192,21 @@ def scaling_child(n: int, chunk: int, threads: int, device: torch.device) -> dic
     model = create_model("lenet5", act_layer="relu").eval().to(device)
     with torch.no_grad():
         y = torch.cat([model(x[i : i + chunk].to(device)).argmax(1).cpu() for i in range(0, n, chunk)])
+    # warm-up on 4 points: the attack libraries' imports and first-call set-up are paid once
+    evaluate(model, x[:4], y[:4], "brelu_paper", eps=0.1, attacks=("pgd20", "fgsm"), sweeps=False, progress=False)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         base_cuda = torch.cuda.memory_allocated(device)
-    base = _maxrss_mb()
-    r = evaluate(model, x, y, "brelu_paper", eps=0.1, attacks=("pgd20", "fgsm"), sweeps=False, progress=False,
-                 batch_size=chunk)  # fmt: skip
+    base_max = _maxrss_mb()
+    with _PeakRSS() as mem:
+        r = evaluate(model, x, y, "brelu_paper", eps=0.1, attacks=("pgd20", "fgsm"), sweeps=False, progress=False,
+                     batch_size=chunk)  # fmt: skip
+    if mem.start is not None:
+        before, above = mem.start, mem.peak - mem.start
+    else:
+        before, above = base_max, _maxrss_mb() - base_max
     out = {"n": n, "seconds": r.wall_time_s, "s_per_point": r.wall_time_s / n,
-           "rss_before_mb": round(base, 1), "rss_peak_above_mb": round(_maxrss_mb() - base, 1)}  # fmt: skip
+           "rss_before_mb": round(before, 1), "rss_peak_above_mb": round(above, 1)}  # fmt: skip
     if device.type == "cuda":
         out["cuda_peak_above_mb"] = round((torch.cuda.max_memory_allocated(device) - base_cuda) / 2**20, 1)
     return out
@@ -197,14 +244,32 @@ def scaling(sizes: list[int], chunk: int, threads: int, repeats: int, device: to
 
 
 # -- 4. processes ----------------------------------------------------------------------------
-def _eval_cmd(ckpt: Path, out: Path, points: int, chunk: int, threads: int, device: torch.device) -> list[str]:
-    return ["-m", "robact_bench", "eval", "--checkpoint", str(ckpt), "--suite", "brelu_paper", "--attacks", "pgd20",
-            "fgsm", "--no-sweeps", "--eps", "0.1", "--n-examples", str(points), "--batch-size", str(chunk),
-            "--threads", str(threads), "--no-progress", "--overwrite", "--out", str(out), "--device", str(device)]
+WORKLOADS = {
+    # PGD-20 + FGSM: 22 forward-backward passes a point; fixed costs weigh
+    "pgd20+fgsm": ["--suite", "adaptive", "--attacks", "pgd20", "fgsm", "--no-sweeps"],
+    # + the adaptive suite's sweeps (PGD-20 at 5 eps, PGD at 1/5/20/50 steps): ~200 passes a point
+    "pgd20+fgsm+sweeps": ["--suite", "adaptive", "--attacks", "pgd20", "fgsm", "--sweeps"],
+}
+
+
+def _eval_cmd(ckpt: Path, out: Path, workload: str, points: int, chunk: int, threads: int,
+              device: torch.device) -> list[str]:  # fmt: skip
+    return ["-m", "robact_bench", "eval", "--checkpoint", str(ckpt), *WORKLOADS[workload], "--eps", "0.1",
+            "--n-examples", str(points), "--batch-size", str(chunk), "--threads", str(threads), "--no-progress",
+            "--overwrite", "--out", str(out), "--device", str(device)]
 
 
 def processes(points: int, chunk: int, repeats: int, device: torch.device) -> dict:
-    """robact-bench eval: 1 process x 1 thread, torchrun 2 processes x 1 thread, 1 process x 2 threads."""
+    """robact-bench eval: 1 process x 1 thread, torchrun 2 processes x 1 thread, 1 process x 2 threads.
+
+    Two workloads: the light one shows the fixed costs every rank pays (imports of the attack
+    library, the diagnostics, which each rank computes on all points), the heavier one a real
+    evaluation's proportions.
+    """
+    return {w: _processes(w, points, chunk, repeats, device) for w in WORKLOADS}
+
+
+def _processes(workload: str, points: int, chunk: int, repeats: int, device: torch.device) -> dict:
     from robact_bench.models import ModelSpec
     from robact_bench.models.checkpoint import save_checkpoint
 
@@ -225,17 +290,18 @@ def processes(points: int, chunk: int, repeats: int, device: torch.device) -> di
         for name, (launcher, threads) in configs.items():
             out = tmp / f"{len(flags)}.json"
             t0 = time.perf_counter()
-            subprocess.run([*launcher, *_eval_cmd(tmp / "run", out, points, chunk, threads, device)],
+            subprocess.run([*launcher, *_eval_cmd(tmp / "run", out, workload, points, chunk, threads, device)],
                            capture_output=True, text=True, check=True, env=env)  # fmt: skip
             wall = time.perf_counter() - t0
             result = json.loads(out.read_text())
             times[name].append((result["wall_time_s"], wall))
-            flags[name] = [result["robust_flags"], [a["flags"] for a in result["attacks"]]]
+            flags[name] = [result["robust_flags"], [a["flags"] for a in result["attacks"]],
+                           [s["accuracy"] for s in result["sweeps"]]]
     rows = {k: {"eval_s": round(statistics.median(t[0] for t in v), 3),
                 "command_s": round(statistics.median(t[1] for t in v), 3)} for k, v in times.items()}  # fmt: skip
     one, two, threads2 = (rows[k] for k in configs)
     return {
-        "model": "LeNet-5 ReLU (28x28), untrained checkpoint on mnist5k's test split; engine pgd20 + fgsm",
+        "model": f"LeNet-5 ReLU (28x28), untrained checkpoint on mnist5k's test split; {workload}",
         "points": points,
         "chunk": chunk,
         "runs": rows,
