@@ -55,7 +55,8 @@ def test_list_commands(capsys):
     [
         (["run", "--eps", "8"], "write 8/255"),
         (["run", "--n-examples", "0"], "expected an integer >= 1"),
-        (["run", "--seed", "two"], "invalid int value"),
+        (["run", "--seed", "two"], "expected an integer >= 0"),
+        (["run", "--seed", "-1"], "expected an integer >= 0"),
         (["list", "weights"], "invalid choice"),
         (["fly"], "invalid choice"),
         (["report", "/nonexistent", "--eps", "0.1"], "no finished runs"),
