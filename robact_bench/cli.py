@@ -645,6 +645,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose < 2:
         logging.getLogger("auto-attack").setLevel(logging.ERROR)
     try:
+        if os.environ.get("WORLD_SIZE", "1") not in ("", "1") and args.func not in (_cmd_eval, _cmd_train):
+            raise CliError(f"only eval and train run under torchrun (WORLD_SIZE={os.environ['WORLD_SIZE']}); "
+                           f"run {args.command} in one process")  # fmt: skip
         return int(args.func(args))
     except (CliError, ValueError, KeyError, TypeError, OSError, ImportError) as exc:
         if os.environ.get("ROBACT_DEBUG"):

@@ -112,3 +112,13 @@ def test_ddp_training_two_processes_keeps_parameters_equal(tmp_path, recipe):
     # one history, the loss averaged over both ranks' images, and one state file written (by rank 0)
     assert torch.equal(r0["loss"], r1["loss"]) and r0["loss"].shape == (2,) and bool((r0["loss"] > 0).all())
     assert (tmp_path / "state.safetensors").is_file()
+
+
+def test_commands_other_than_eval_and_train_refuse_torchrun(monkeypatch, capsys):
+    from robact_bench.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["list", "models"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    expected = "robact-bench: error: only eval and train run under torchrun (WORLD_SIZE=2); run list in one process"
+    assert err == [expected]
