@@ -234,11 +234,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from robact_bench import distributed
 
     _check_device(args.device)
-    distributed.init(args.device)  # under torchrun: DDP, the batch shared out over the ranks
-    try:
+    with distributed.joined(args.device):  # under torchrun: DDP, the batch shared out over the ranks
         return _train(args, distributed.local_device(args.device))
-    finally:
-        distributed.shutdown()
 
 
 def _train(args: argparse.Namespace, device: Any) -> int:
@@ -306,11 +303,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from robact_bench import distributed
 
     _check_device(args.device)
-    distributed.init(args.device)  # under torchrun: join its group; the points are shared out
-    try:
+    with distributed.joined(args.device):  # under torchrun: join its group; the points are shared out
         return _eval(args)
-    finally:
-        distributed.shutdown()
 
 
 def _eval(args: argparse.Namespace) -> int:

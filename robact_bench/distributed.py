@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import torch
@@ -31,8 +32,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-__all__ = ["barrier", "gather", "init", "is_distributed", "is_main", "local_device", "on_main", "rank",
-           "shutdown", "world_size"]  # fmt: skip
+__all__ = ["barrier", "gather", "init", "is_distributed", "is_main", "joined", "local_device", "on_main", "rank",
+           "shutdown", "sum_over_ranks", "world_size"]  # fmt: skip
 
 
 def is_distributed() -> bool:
@@ -107,6 +108,15 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+@contextmanager
+def joined(device: str | torch.device = "cpu") -> Iterator[bool]:
+    """:func:`init` for the block (yields whether distributed) and :func:`shutdown` after it."""
+    try:
+        yield init(device)
+    finally:
+        shutdown()
+
+
 def barrier() -> None:
     """Wait for every rank (no-op when not distributed)."""
     if is_distributed():
@@ -124,6 +134,15 @@ def gather(obj: T) -> list[T]:
     out: list[Any] = [None] * world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def sum_over_ranks(values: list[float], device: str | torch.device = "cpu") -> list[float]:
+    """Element-wise sum of ``values`` over every rank (float64; ``values`` in one process)."""
+    if not is_distributed():
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
 
 
 def on_main(fn: Callable[[], T]) -> T:

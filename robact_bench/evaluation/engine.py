@@ -87,9 +87,10 @@ def _merge_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     out = dict(records[0])
     if len(records) == 1:
         return out
-    for key in ("seconds", "points_attacked", "projected_to_threat_model"):
+    for key in ("points_attacked", "projected_to_threat_model"):
         if key in out:
-            out[key] = round(sum(r[key] for r in records), 3) if key == "seconds" else sum(r[key] for r in records)
+            out[key] = sum(r[key] for r in records)
+    out["seconds"] = round(sum(r["seconds"] for r in records), 3)
     if "projection" in out:
         out["projection"] = max(r["projection"] for r in records)
     if "library_checks" in out:
@@ -210,11 +211,10 @@ class _Engine:
         return [merged[c] for c in range(len(chunks))]
 
     def run_attack(self, spec: AttackSpec, target: nn.Module, eot: dict[str, Any] | None, *, eps: float,
-                   robust: torch.Tensor | None, overrides: dict[str, Any], chunk: int = 0,
-                   points: slice | None = None) -> AttackOutput:  # fmt: skip
-        """Run ``spec`` on one chunk of points (default: chunk 0 = all points of a one-chunk run)."""
+                   robust: torch.Tensor | None, overrides: dict[str, Any], chunk: int,
+                   sl: slice) -> AttackOutput:  # fmt: skip
+        """Run ``spec`` on chunk ``chunk`` (the points ``sl``), seeded for that chunk."""
         cfg = self.cfg
-        sl = points if points is not None else slice(0, len(self.xs))
         xs, ys = self.xs[sl], self.ys[sl]
         params = {**spec.params, **overrides}
         sequential_k = eot["k"] if eot is not None and eot["mode"] == "sequential" else None
@@ -258,7 +258,7 @@ class _Engine:
         clean = self.clean
 
         def one(c: int, sl: slice) -> dict[str, Any]:
-            out = self.run_attack(spec, target, eot, eps=eps, robust=robust, overrides=overrides, chunk=c, points=sl)
+            out = self.run_attack(spec, target, eot, eps=eps, robust=robust, overrides=overrides, chunk=c, sl=sl)
             torch.manual_seed(_chunk_seed(self.cfg.seed, "score:" + spec.name, c))
             s = score(self.model, out.x_adv, self.ys[sl], self.passes, self.cfg.batch_size)
             flags = s.worst & clean.worst[sl]
@@ -335,8 +335,7 @@ class _Engine:
         if reason is not None:
             return {"kind": sweep.kind, "attack": spec.name, "skipped": reason}
         xs_values = []
-        bar = tqdm(values, desc=f"sweep {sweep.kind} {spec.name}", disable=not self.progress, leave=False)
-        for v in bar:
+        for v in tqdm(values, desc=f"sweep {sweep.kind} {spec.name}", disable=not self.progress, leave=False):
             name = f"sweep:{sweep.kind}:{spec.name}:{v:g}"
             done = self.state.get(name)
             eps = v * self.cfg.eps if sweep.kind == "eps" else self.cfg.eps

@@ -15,9 +15,9 @@ What RobustBench 1.1.1 does, read in its source (``robustbench/utils.py``,
   ``<name lower-cased, '-' -> '_'>_<dataset>_<threat model lower-cased>`` (and if timm knows it,
   downloads timm's weights instead); it refuses an entry whose ``gdrive_id`` is ``None``; then it
   builds ``entry['model']()`` and reads ``<model_dir>/<dataset>/<threat model>/<name>.pt`` with
-  ``torch.load(path, map_location='cpu')`` (no ``weights_only`` argument, so torch's default:
-  ``True`` since torch 2.6, unpickling before; our :func:`load_model` first checks the file with
-  ``weights_only=True`` and refuses anything else), downloading it from Google Drive when the file is missing. It takes
+  torch's loader and no ``weights_only`` argument (so torch's default: restricted since torch 2.6,
+  full unpickling before; our :func:`load_model` first checks the file with ``weights_only=True``
+  and refuses anything else), downloading it from Google Drive when the file is missing. It takes
   ``checkpoint['state_dict']`` (falling back to the whole object), removes ``'module.'`` and then
   ``'model.'`` from it with ``rm_substr_from_state_dict`` (which drops the first 7 / 6 characters
   of *every key that contains* the substring, wherever it is), loads strictly and returns

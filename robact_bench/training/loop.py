@@ -230,7 +230,8 @@ def train_model(
             seen += len(idx)
             bar.set_postfix(loss=f"{total / seen:.4f}")
         if world > 1:  # the epoch's loss over every rank's images
-            total, total_pen, seen = _sum_over_ranks(total, total_pen, seen, device)
+            total, total_pen, n_seen = distributed.sum_over_ranks([total, total_pen, seen], device)
+            seen = int(n_seen)
         row: dict[str, float] = {
             "epoch": epoch,
             "loss": total / seen,
@@ -270,12 +271,6 @@ def _ddp(model: nn.Module) -> nn.Module:
     device = next(model.parameters()).device
     ids = [device] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
-
-
-def _sum_over_ranks(total: float, total_pen: float, seen: int, device: torch.device) -> tuple[float, float, int]:
-    t = torch.tensor([total, total_pen, float(seen)], dtype=torch.float64, device=device)
-    torch.distributed.all_reduce(t)
-    return float(t[0]), float(t[1]), int(t[2])
 
 
 def _after_validation(row: dict[str, float], cfg: TrainConfig, sched: Any, state: TrainState) -> None:
