@@ -114,6 +114,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         eot_iter=args.eot_iter,
         passes=args.passes,
+        select_passes=args.select_passes,
+        confirm_passes=args.confirm_passes,
         attacks=("pgd20", "fgsm", "pgd20-noeot") if quick else None,
         sweeps=not quick,
     )
@@ -326,7 +328,8 @@ def _eval(args: argparse.Namespace) -> int:
         raise CliError(f"--checkpoint {ckpt}: no model.json there (give a run folder or its model.json)")
     cfg = EvalConfig(
         suite=args.suite, eps=args.eps, norm=args.norm, n_examples=args.n_examples, seed=args.seed,
-        eot_iter=args.eot_iter, passes=args.passes, eot_mode=args.eot_mode, batch_size=args.batch_size,
+        eot_iter=args.eot_iter, passes=args.passes, select_passes=args.select_passes,
+        confirm_passes=args.confirm_passes, eot_mode=args.eot_mode, batch_size=args.batch_size,
         attacks=tuple(args.attacks) if args.attacks else None, sweeps=args.sweeps,
         sweep_eps=tuple(args.sweep_eps) if args.sweep_eps else None,
         sweep_steps=tuple(args.sweep_steps) if args.sweep_steps else None,
@@ -413,6 +416,13 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pass_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--select-passes", type=positive_int, default=50,
+                        help="passes S comparing a random model's candidate images (default 50)")  # fmt: skip
+    parser.add_argument("--confirm-passes", type=positive_int, default=50,
+                        help="fresh passes M that settle disputed points in the checks (default 50)")  # fmt: skip
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``robact-bench <cmd>: error: ... (see --help)``, exit 2."""
 
@@ -471,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="EOT samples K per gradient/query on random models (default 10)")  # fmt: skip
     p_run.add_argument("--passes", type=positive_int, default=10,
                        help="forward passes R scoring each image of a random model (default 10)")  # fmt: skip
+    _pass_flags(p_run)
     p_run.add_argument("--seed", type=nonnegative_int, default=0, help="evaluation seed (default 0)")
     p_run.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=True, help="show progress bars (default: on)"
@@ -566,7 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--eot-iter", type=positive_int, default=20,
                         help="EOT samples K per gradient/query for random models (default 20)")  # fmt: skip
     p_eval.add_argument("--passes", type=positive_int, default=10,
-                        help="forward passes R scoring each image of a random model, worst case (default 10)")
+                        help="forward passes R scoring each image of a random model (default 10)")  # fmt: skip
+    _pass_flags(p_eval)
     p_eval.add_argument("--eot-mode", choices=("batched", "sequential"), default="batched",
                         help="K samples in one batched pass (default) or the libraries' own loops")  # fmt: skip
     p_eval.add_argument("--attacks", nargs="+", default=None, metavar="NAME", help="only these attacks")
@@ -636,8 +648,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if args.verbose < 2:
-        logging.getLogger("auto-attack").setLevel(logging.ERROR)
+    if args.verbose < 2:  # AutoAttack's chatter off the screen; its sanity checks still reach every result
+        logging.getLogger("auto-attack").setLevel(logging.ERROR)  # (attacks.autoattack.capture_checks)
     try:
         if os.environ.get("WORLD_SIZE", "1") not in ("", "1") and args.func not in (_cmd_eval, _cmd_train):
             raise CliError(f"only eval and train run under torchrun (WORLD_SIZE={os.environ['WORLD_SIZE']}); "

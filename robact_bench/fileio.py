@@ -12,6 +12,7 @@ is resumed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -204,12 +205,27 @@ def package_versions(names: tuple[str, ...] = _PACKAGES) -> dict[str, str]:
     return out
 
 
+def code_fingerprint() -> str:
+    """SHA-256 (first 16 hex digits) over the package's own source and data files: which code ran.
+
+    Every ``*.py``, ``*.json`` and ``*.yaml`` file under the installed ``robact_bench`` package, in
+    sorted relative-path order, path and bytes; equal fingerprints, equal code.
+    """
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".json", ".yaml") and p.is_file()):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def environment() -> dict[str, Any]:
-    """Versions, Python, platform and the torch device/thread settings of this process."""
+    """Versions, the package's code fingerprint, Python, platform and the torch device/thread settings."""
     import torch
 
     return {
         "versions": package_versions(),
+        "code_sha256": code_fingerprint(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "machine": platform.machine(),

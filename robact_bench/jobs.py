@@ -4,7 +4,9 @@
 activation under each recipe its paper uses, plus the two baselines every table is read
 against, each trained with 3 seeds and evaluated with the ``adaptive`` suite:
 
-* baselines: ReLU with PGD-7 adversarial training, ReLU with TRADES (beta 6), same budget;
+* baselines: ReLU with PGD-7 adversarial training, ReLU with TRADES (beta 6), same budget, and
+  ReLU with natural training (the plain network D-ReLU and mReLU-r-m are trained like, and the
+  symmetric-activation paper's reference);
 * BReLU and VBReLU (alpha = 0.5, the paper's most robust alpha in its Section 4.4.2), PGD-7
   adversarial training (the BReLU paper's recipe);
 * ReLU with a D-ReLU head, natural training + lambda * sum m^2 (the D-ReLU paper's recipe);
@@ -149,6 +151,9 @@ def leaderboard_entries(
         Entry(f"{a}_ReLU_TRADES6", f"{a} ReLU, TRADES beta 6 (baseline)", spec("relu"), trades,
               "Theoretically Principled Trade-off between Robustness and Accuracy (Zhang et al., ICML 2019)", TRADES,
               "ICML 2019 (baseline)", baseline=True),
+        Entry(f"{a}_ReLU_Natural", f"{a} ReLU, natural training (reference: the plain network)", spec("relu"),
+              natural, "the plain network the symmetric-activation paper and D-ReLU read their defenses against",
+              venue="reference", baseline=True),
         Entry(f"{a}_BReLU_PGDAT", f"{a} BReLU, PGD-7 adversarial training", spec("brelu"), pgd, BRELU_PAPER),
         Entry(f"{a}_VBReLU_PGDAT", f"{a} VBReLU (alpha 0.5), PGD-7 adversarial training",
               spec("vbrelu", act_kwargs={"alpha": 0.5}), pgd, BRELU_PAPER),

@@ -91,7 +91,7 @@ def test_run_quick_end_to_end(tmp_path):
     for dataset in ("digits", "mnist5k"):
         board = tmp_path / "leaderboards" / dataset / "Linf"
         names = sorted(p.stem for p in board.glob("*.json"))
-        assert names == sorted(f"{e.name}_s0" for e in leaderboard_entries(dataset)) and len(names) == 7
+        assert names == sorted(f"{e.name}_s0" for e in leaderboard_entries(dataset)) and len(names) == 8
         assert validate_paths([board]).errors == []
         for name in names:
             e = json.loads((board / f"{name}.json").read_text())
@@ -106,4 +106,4 @@ def test_run_quick_end_to_end(tmp_path):
         assert "SMOKE RUN" in table and all(f"`{n.removesuffix('_s0')}`" in table for n in names)
         assert (board / "index.html").is_file()
     summary = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
-    assert len(summary) == 14
+    assert len(summary) == 16

@@ -37,11 +37,13 @@ def _per_point(result: dict) -> dict:
     return {
         "robust_flags": result["robust_flags"],
         "attacks": {
-            a["name"]: (a["flags"], a["accuracy"], a["single_pass_accuracy"], a["library_accuracy"])
+            a["name"]: (a["counts"], a["confirm"], a["chosen"], a["accuracy"], a["accuracy_all_right"],
+                        a["library_accuracy"])
             for a in result["attacks"]
         },
-        "sweeps": [(s["kind"], s["attack"], s["values"], s["accuracy"]) for s in result["sweeps"]],
-        "clean": (result["clean_acc"], result["clean_acc_worst"]),
+        "sweeps": [(s["kind"], s["attack"], s["values"], s["counts"]) for s in result["sweeps"]],
+        "clean": (result["clean_counts"], result["clean_confirm"]),
+        "headline": (result["robust_counts"], result["robust_confirm"], result["robust_source"]),
     }
 
 
@@ -76,7 +78,7 @@ def test_two_processes_give_the_per_point_flags_of_one_stochastic(runs):
     two = _eval(2, runs / "brelu", runs / "brelu2.json", *args)
     assert one["stochastic"] and one["passes"] == 4
     assert _per_point(two) == _per_point(one)
-    assert 0 < one["robust_acc"] < one["clean_acc_worst"] <= 1
+    assert 0 < one["robust_acc_all_right"] < one["clean_acc_all_right"] <= 1
 
 
 def test_chunking_keeps_one_chunk_runs_unchanged_and_is_independent_of_the_split(digits, digits_relu):

@@ -80,12 +80,21 @@ def test_random_model_gets_eot_and_repeated_passes(digits_brelu, digits):
     for a in r.attacks:
         assert a.record["eot"] == {"mode": "batched", "k": 4, "max_batch": 512}
         assert a.record["passes"] == 4
-        assert a.accuracy <= a.single_pass_accuracy + 1e-12  # worst of R never beats one pass
-        assert r.robust_acc <= a.accuracy <= r.clean_acc_worst <= r.clean_acc
-    assert r.robust_acc == sum(r.robust_flags) / 30
+        # all R right implies a majority, and counts fully in the mean
+        assert a.accuracy_all_right <= min(a.accuracy, a.accuracy_majority)
+        assert len(a.counts) == len(a.select) == len(a.confirm) == len(a.chosen) == 30
+        assert all(0 <= c <= 4 for c in a.counts) and all(0 <= c <= r.confirm_passes for c in a.confirm)
+        assert r.robust_acc_all_right <= a.accuracy_all_right
+    assert r.robust_acc_all_right <= r.clean_acc_all_right <= r.clean_acc
+    assert r.robust_acc_all_right == sum(r.robust_flags) / 30
+    assert r.robust_acc == sum(r.robust_counts) / (30 * 4) and r.confirm_passes == 50
+    # the headline's image is one attack's kept image (or the clean one), with that image's counts
+    for i, src in enumerate(r.robust_source):
+        counts = r.clean_counts if src == "clean" else r.attack(src).counts
+        assert r.robust_counts[i] == counts[i]
     # the same call gives the same numbers (every unit reseeds)
     again = evaluate(digits_brelu, x, y, "brelu_paper", eps=0.1, eot_iter=4, passes=4, sweeps=False, progress=False)
-    assert again.robust_flags == r.robust_flags and [a.flags for a in again.attacks] == [a.flags for a in r.attacks]
+    assert again.robust_flags == r.robust_flags and [a.counts for a in again.attacks] == [a.counts for a in r.attacks]
 
 
 def test_sequential_eot_uses_the_libraries_loops(digits_brelu, digits):
@@ -96,7 +105,7 @@ def test_sequential_eot_uses_the_libraries_loops(digits_brelu, digits):
     assert r.attack("apgd-ce").record["params"]["eot_iter"] == 3
     rep = r.attack("pgd7_reported")
     assert rep.record["eot"] is None and rep.record["attack"] == "PGD"  # the non-adaptive reference
-    assert r.reported_acc == rep.single_pass_accuracy
+    assert r.reported_acc == rep.accuracy
     assert [s["name"] for s in r.skipped] == ["apgd-dlr"]
 
 

@@ -109,12 +109,20 @@ def test_kill_and_resume_gives_identical_flags(digits_run, tmp_path):
     assert a["sweeps"][0]["accuracy"] == b["sweeps"][0]["accuracy"]
 
 
-def test_rand_with_batched_eot_is_at_most_pgd20_without_eot():
-    """Acceptance: a PGD-trained BReLU LeNet-5 on mnist5k (the main job's recipe: 3 epochs of PGD-7 AT
-    on the 4,000 training images). AutoAttack rand (batched EOT, K = 20, each image scored on R = 10
-    passes) must not report more than plain PGD-20 without EOT, scored the same way; tolerance 2
-    points (the two are different attacks, not nested). Measured here: 85.0% vs 85.0% (88.3% for
-    PGD-20 scored on one pass, as a naive evaluation reports it), clean 96.5%, n = 60."""
+def test_autoattack_components_keep_their_work_on_a_pgd_trained_brelu_lenet5():
+    """Acceptance: a PGD-trained BReLU LeNet-5 on mnist5k (the main job's recipe: 3 epochs of PGD-7 AT on the
+    4,000 training images), n = 200 test points, R = 10 passes, EOT over K = 4 samples (the board uses 10; 4
+    keeps this test to a few minutes). Each AutoAttack component's accuracy, under each scoring rule, is no
+    higher than EOT PGD-20's 95% upper bound: after each component as AutoAttack reports it (the strongest
+    image so far per point), and each APGD component's own images alone.
+
+    Before the fix, pyautoattack handed back the clean image wherever its own single-pass check had seen no
+    success, and the engine scored those: at n = 200, K = 10 on this model APGD-DLR's own images read 95.5%
+    (one pass) against EOT PGD-20's 83.5% [77.6, 88.2]. After (same model, K = 10): APGD-CE 83.9, APGD-DLR
+    84.2, APGD-T 83.9 (expected rule) against EOT PGD-20 83.8 [77.9, 88.6]. Square alone, a black-box attack
+    with 1,000 queries on a random model, stays weaker (93.1%) and is held only to the cumulative rule."""
+    from robact_bench.leaderboard.inference import rule_intervals
+
     xtr, ytr = load_dataset("mnist5k", "train")
     xte, yte = load_dataset("mnist5k", "test")
     torch.manual_seed(0)
@@ -122,15 +130,45 @@ def test_rand_with_batched_eot_is_at_most_pgd20_without_eot():
     cfg = TrainConfig("pgd_at", epochs=3, lr=3e-3, optimizer="adamw", scheduler="onecycle", eps=0.1,
                       step_size=0.025, steps=7, clean_weight=0.5, val_fraction=0.0)  # fmt: skip
     train_model(model, xtr, ytr, cfg, progress=False)
-    r = evaluate(model.eval(), xte, yte, "rand", eps=0.1, n_examples=60, eot_iter=20, passes=10, progress=False)
+    r = evaluate(model.eval(), xte, yte, "adaptive", eps=0.1, n_examples=200, eot_iter=4, passes=10, sweeps=False,
+                 attacks=["apgd-ce", "apgd-dlr", "apgd-t", "square", "pgd20"], progress=False)  # fmt: skip
+    assert r.stochastic and r.passes == 10 and r.n_examples == 200
     assert r.clean_acc > 0.9  # a trained model, or the comparison says nothing
-    eot = r.attack("apgd-dlr")  # cumulative: APGD-CE then APGD-DLR, both on the EOT model
-    plain = r.attack("pgd20-noeot")
-    assert eot.record["eot"]["k"] == 20 and plain.record["eot"] is None and r.passes == 10
-    assert r.autoattack_version == "rand" and r.autoattack_acc is not None
-    assert eot.accuracy <= plain.accuracy + 0.02
-    assert eot.accuracy <= plain.single_pass_accuracy + 0.02  # the naive number: no EOT, one pass
-    assert plain.single_pass_accuracy >= plain.accuracy  # one pass is kinder than the worst of 10
+    pgd = rule_intervals(r.attack("pgd20").counts, r.passes)
+    for name in ("apgd-ce", "apgd-dlr", "apgd-t", "square"):
+        a = r.attack(name)
+        assert a.record["eot"]["k"] == 4 and a.record["points_attacked"] == 200
+        cumulative = rule_intervals(a.cumulative_counts, r.passes, all_right=[c == "1" for c in a.cumulative_all_right])
+        own = rule_intervals(a.counts, r.passes)
+        for rule, iv in pgd.items():
+            assert cumulative[rule]["value"] <= iv["ci95"][1], (name, rule, cumulative[rule]["value"], iv)
+            if name != "square":
+                assert own[rule]["value"] <= iv["ci95"][1], (name, rule, own[rule]["value"], iv)
+    # what AutoAttack hands back is kept: the clean image is the kept image only where strictly stronger
+    assert sum(c == max(r.attack("apgd-ce").chosen) for c in r.attack("apgd-ce").chosen) < 0.05 * 200
+    assert r.autoattack_acc is not None and r.autoattack_acc <= pgd["expected"]["ci95"][1]
+
+
+def test_autoattacks_own_sanity_checks_reach_the_result_from_the_cli(tmp_path, digits):
+    """An S-ReLU MLP with cap 0.05: APGD-T's targeted DLR loss has an all-zero gradient at the saturated points,
+    and AutoAttack says so. Our input checks let the model through (it returns finite logits); the CLI's default
+    logging (AutoAttack's logger at ERROR) must not hide the message from the autoattack_flags check."""
+    xtr, ytr, _, _ = digits
+    spec = ModelSpec("mlp2", "srelu", act_kwargs={"m": 0.05}, arch_kwargs={"img_size": 8, "hidden": [64, 64]})
+    torch.manual_seed(0)
+    model = spec.build()
+    train_model(model, xtr, ytr, TrainConfig("standard", epochs=15, lr=3e-3), progress=False)
+    run = tmp_path / "capped" / "seed0"
+    save_checkpoint(run / "model", model.eval(), spec, {"training": {"dataset": "digits", "name": "capped"}})
+    out = tmp_path / "r.json"
+    res = _cli("eval", "--checkpoint", str(run), "--suite", "standard", "--attacks", "apgd-ce", "apgd-t", "--eps",
+               "0.1", "--n-examples", "40", "--no-progress", "--out", str(out))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())
+    messages = [m for a in data["attacks"] for m in a["record"]["library_checks"]]
+    assert any("points with zero gradient" in m for m in messages), messages
+    flags = next(c for c in data["masking"] if c["name"] == "autoattack_flags")
+    assert "zero gradient" in flags["detail"] and "points with zero gradient" in flags["detail"]
 
 
 def test_eval_refuses_to_overwrite_and_resume_of_a_finished_result_is_a_no_op(digits_run, tmp_path):

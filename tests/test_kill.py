@@ -331,7 +331,7 @@ def _check_eval_folder(folder: Path, result: Path, state: Path, full: dict) -> l
         data = json.loads(p.read_text())  # complete JSON, never half of it
         if p == state:
             assert data["format"] == "robact_bench.eval_state/1" and isinstance(data["units"], dict)
-            assert all(len(u["worst"]) == N_EVAL for name, u in data["units"].items() if name == "clean")
+            assert all(len(u["score"]) == N_EVAL for name, u in data["units"].items() if name == "clean")
         else:
             assert _numbers(data) == _numbers(full)
     return temps
@@ -342,7 +342,7 @@ def _numbers(result: dict) -> dict:
         "robust_flags": result["robust_flags"],
         "attacks": [(a["name"], a["flags"], a["accuracy"]) for a in result["attacks"]],
         "sweeps": [(s["kind"], s["values"], s["accuracy"]) for s in result["sweeps"]],
-        "accuracy": (result["clean_acc"], result["clean_acc_worst"], result["robust_acc"], result["reported_acc"]),
+        "accuracy": (result["clean_acc"], result["clean_acc_all_right"], result["robust_acc"], result["reported_acc"]),
     }
 
 

@@ -27,17 +27,19 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Hand-computed: mean and sample standard deviation (n - 1) of the per-seed percentages.
 EXPECTED = {
     "deterministic": [
-        # group, clean, reported, autoattack, robust, passes, n, seeds, verdict, footnote
-        ("Det_A", "98.17 ± 1.26", "92.17 ± 1.26", "89.17 ± 1.04", "89.17 ± 1.04", "1", "100", "3 (0, 1, 2)",
-         "no masking signs", "Baseline ReLU PGD-AT."),
-        ("Det_B", "99.00 ± 0.71", "95.50 ± 0.71", "94.00 ± 1.41", "81.25 ± 1.77", "1", "100", "2 (0, 1)",
-         "⚠ **unreliable: transfer_beats_whitebox**", "Transfer attacks beat PGD."),
+        # group, clean, reported, autoattack, robust, against the baselines, passes, n, seeds, verdict,
+        # naive numbers overstate, footnote
+        ("Det_A", "98.17 ± 1.26", "92.17 ± 1.26", "89.17 ± 1.04", "89.17 ± 1.04", "–", "1", "100", "3 (0, 1, 2)",
+         "no sign of an inflated number", "–", "Baseline ReLU PGD-AT."),
+        ("Det_B", "99.00 ± 0.71", "95.50 ± 0.71", "94.00 ± 1.41", "81.25 ± 1.77", "–", "1", "100", "2 (0, 1)",
+         "⚠ **unreliable: transfer_beats_whitebox**", "–", "Transfer attacks beat PGD."),
     ],
     "randomized": [
-        ("Old_D", "97.00", "75.00", "65.00", "65.00", "5 x 8", "50", "1", "–",
+        # the randomized table has the all-passes-right column after robust (– without per-point data)
+        ("Old_D", "97.00", "75.00", "65.00", "65.00", "–", "–", "5 x 8", "50", "1", "–", "–",
          'Old format &lt;script&gt;alert("x")&lt;/script&gt; &amp; a\\|b'),
-        ("Rand_C", "95.50 ± 0.71", "85.50 ± 0.71", "71.00 ± 1.41", "62.00 ± 2.83", "10 x 20", "100", "2 (0, 1)",
-         "no masking signs", "[seed 0] Seed 0 note. [seed 1] Seed 1 note."),
+        ("Rand_C", "95.50 ± 0.71", "85.50 ± 0.71", "71.00 ± 1.41", "62.00 ± 2.83", "–", "–", "10 x 20", "100",
+         "2 (0, 1)", "no sign of an inflated number", "–", "[seed 0] Seed 0 note. [seed 1] Seed 1 note."),
     ],
 }  # fmt: skip
 
@@ -112,7 +114,7 @@ def test_missing_values_show_a_dash_and_seed_counts():
     [row] = build_rows(entries)["deterministic"]
     assert row.autoattack.text() == "40.00 (1 of 2 seeds)"
     assert row.clean.text() == "91.00 ± 1.41"
-    assert row.verdict == "no masking signs (1 of 2 seeds checked)"
+    assert row.verdict == "no sign of an inflated number (1 of 2 seeds checked)"
     [(_, e)] = entries[:1]
     bare = {k: v for k, v in e.items() if k not in ("autoattack_acc", "robact")}
     [row] = build_rows([("bare", bare)])["deterministic"]
@@ -128,7 +130,7 @@ def test_missing_values_show_a_dash_and_seed_counts():
         ({"unreliable": None, "failed": [], "not_judged": [], "checks": []}, "–"),  # no check ran
         ({"unreliable": False, "checks": [{"name": "a", "passed": None}, {"name": "b", "passed": None}]}, "not judged"),
         ({"unreliable": False, "checks": [{"name": "a", "passed": None}, {"name": "b", "passed": True}]},
-         "no masking signs"),
+         "no sign of an inflated number"),
         ({"unreliable": True, "failed": ["b"], "checks": [{"name": "b", "passed": False}]}, "unreliable: b"),
     ],
 )  # fmt: skip
@@ -195,11 +197,11 @@ def test_html_tables_rows_and_sort_keys():
     for table, expected in zip(page.tables, EXPECTED.values(), strict=True):
         assert [r["model"] for r in table["rows"]] == [e[0] for e in expected]
         for row, exp in zip(table["rows"], expected, strict=True):
-            assert len(row["cells"]) == 11
+            assert len(row["cells"]) == (13 if table["track"] == "deterministic" else 14)
             assert [c["text"] for c in row["cells"][2:6]] == list(exp[1:5])
     det_b = page.tables[0]["rows"][1]
     assert "unreliable" in det_b["class"].split()
-    assert det_b["cells"][9]["text"] == "⚠ unreliable: transfer_beats_whitebox"
+    assert det_b["cells"][10]["text"] == "⚠ unreliable: transfer_beats_whitebox"
     assert "baseline" in page.tables[0]["rows"][0]["class"].split()
     # "mean ± std" cells sort by the mean; missing values have an empty key
     det_a = page.tables[0]["rows"][0]
@@ -342,9 +344,9 @@ def test_bad_fields_name_the_file(field, value, problem):
 
 def test_committed_leaderboard_renders(tmp_path):
     entries = load_entries(BOARD)
-    assert len(entries) == 21  # 7 models x 3 seeds
+    assert len(entries) == 24  # 8 models x 3 seeds
     rows = build_rows(entries)
-    assert sum(len(r) for r in rows.values()) == 7  # one row per model
+    assert sum(len(r) for r in rows.values()) == 8  # one row per model
     by_stem = dict(entries)
     for track, rs in rows.items():
         for r in rs:

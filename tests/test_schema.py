@@ -46,7 +46,7 @@ def test_every_reference_robustbench_file_validates(reference_dir):
 
 def test_every_committed_leaderboard_file_validates():
     report = validate_paths([ROOT / "leaderboards"])
-    assert len(report.files) >= 42  # 7 models x 3 seeds on each of the two boards
+    assert len(report.files) >= 48  # 8 models x 3 seeds on each of the two boards
     assert report.errors == []
 
 
@@ -69,6 +69,17 @@ def _set(path: str, value):
         for p in parents:
             node = node[int(p)] if isinstance(node, list) else node[p]
         node[last] = value
+
+    return mutate
+
+
+def _drop(path: str):
+    def mutate(e):
+        *parents, last = path.split(".")
+        node = e
+        for p in parents:
+            node = node[int(p)] if isinstance(node, list) else node[p]
+        del node[last]
 
     return mutate
 
@@ -97,6 +108,17 @@ MUTATIONS = {
     "deterministic track with 10 passes": (_set("number_forward_passes", 10), "number_forward_passes: got 10"),
     "check verdict as string": (_set("robact.masking.checks.0.passed", "yes"), "robact.masking.checks.0.passed"),
     "empty autoattack accuracy": (_set("autoattack_acc", ""), "autoattack_acc: got \"\""),
+    "no scores": (_drop("robact.evaluation.scores"), "robact.evaluation.scores: missing"),
+    "headline without the majority rule": (_drop("robact.evaluation.scores.headline.majority"),
+                                           "robact.evaluation.scores.headline.majority: missing"),
+    "clean without an interval": (_drop("robact.evaluation.scores.clean.expected.ci95"),
+                                  "robact.evaluation.scores.clean.expected.ci95: missing"),
+    "an attack without its rules": (_drop("robact.evaluation.per_attack.pgd20.scores"),
+                                    "robact.evaluation.per_attack.pgd20.scores: missing"),
+    "an attack without per-point counts": (_drop("robact.evaluation.per_attack.fgsm.counts"),
+                                           "robact.evaluation.per_attack.fgsm.counts: missing"),
+    "no per-point data": (_drop("robact.evaluation.points"), "robact.evaluation.points: missing"),
+    "a check without its kind": (_drop("robact.masking.checks.0.kind"), "robact.masking.checks.0.kind: missing"),
 }  # fmt: skip
 
 
@@ -111,6 +133,37 @@ def test_each_mutation_is_rejected_naming_the_field(our_entry, case):
     assert errors, f"{case}: accepted"
     assert all(line.startswith("e.json: ") and "\n" not in line for line in errors)
     assert any(expected in line for line in errors), errors
+
+
+@pytest.fixture(scope="module")
+def random_entry(tmp_path_factory, digits) -> dict:
+    """A real randomized-track entry: a BReLU MLP, EOT over 2 samples, 3 passes."""
+    xtr, ytr, xte, yte = digits
+    out = tmp_path_factory.mktemp("rentry")
+    entry = next(e for e in leaderboard_entries("digits", epochs_at=1) if e.name == "MLP2_BReLU_PGDAT")
+    cfg = EvalConfig(suite="adaptive", eps=0.1, n_examples=20, eot_iter=2, passes=3,
+                     attacks=("apgd-ce", "pgd20", "pgd20-noeot"), sweeps=False)  # fmt: skip
+    run_entry(entry, seed=0, dataset="digits", train_data=(xtr, ytr), test_data=(xte, yte), eval_cfg=cfg, out=out,
+              progress=False)  # fmt: skip
+    return json.loads((out / "leaderboards" / "digits" / "Linf" / "MLP2_BReLU_PGDAT_s0.json").read_text())
+
+
+@pytest.mark.parametrize("what", ["clean", "headline", "autoattack"])
+def test_a_random_entry_carries_three_rules_with_intervals_and_each_is_required(random_entry, what):
+    assert validate_entry(random_entry) == []
+    ev = random_entry["robact"]["evaluation"]
+    assert random_entry["robact"]["track"] == "randomized" and ev["passes"] == 3
+    for scores in (ev["scores"][what], *(a["scores"] for a in ev["per_attack"].values())):
+        assert set(scores) == {"expected", "majority", "all_right"}
+        for s in scores.values():
+            assert s["ci95"][0] <= s["value"] <= s["ci95"][1]
+    for rule in ("expected", "majority", "all_right"):
+        bad = copy.deepcopy(random_entry)
+        del bad["robact"]["evaluation"]["scores"][what][rule]
+        assert any(f"robact.evaluation.scores.{what}.{rule}: missing" in line for line in validate_entry(bad)), rule
+    bad = copy.deepcopy(random_entry)
+    del bad["robact"]["evaluation"]["per_attack"]["pgd20"]["scores"]["all_right"]
+    assert validate_entry(bad), "an attack without the all-passes-right rule must be rejected"
 
 
 def test_write_entry_refuses_an_invalid_entry(our_entry, tmp_path):

@@ -32,8 +32,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
 import logging
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -52,6 +56,9 @@ VERSIONS = ("standard", "rand", "plus")
 BACKENDS = ("auto", "pyautoattack", "autoattack")
 
 
+_CHECKS_MARK = "flags_doc.md"  # every AutoAttack sanity-check message ends with "See flags_doc.md for details."
+
+
 class _Capture(logging.Handler):
     """Collects AutoAttack's warnings (its sanity checks) while it runs."""
 
@@ -59,10 +66,51 @@ class _Capture(logging.Handler):
         super().__init__(level=logging.WARNING)
         self.messages: list[str] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
-        msg = record.getMessage()
-        if msg not in self.messages:
+    def add(self, msg: str) -> None:
+        msg = " ".join(msg.split()).removeprefix("Warning: ")
+        if msg and msg not in self.messages:
             self.messages.append(msg)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.add(record.getMessage())
+
+
+@contextlib.contextmanager
+def capture_checks() -> Iterator[_Capture]:
+    r"""Collect AutoAttack's sanity-check messages from both backends, whatever the logging setup.
+
+    pyautoattack reports its checks with ``logging.getLogger("auto-attack").warning``; fra31's
+    ``autoattack`` prints them (its ``Logger.log``) or, without a logger, ``warnings.warn``\ s them.
+    For the duration of the block the ``auto-attack`` logger is opened to WARNING (an
+    application that silenced it keeps it silent: the records then stop at our handler), stdout
+    is read for fra31's printed checks, and warnings carrying AutoAttack's ``flags_doc.md`` mark
+    are taken (any other warning is issued again).
+    """
+    capture = _Capture()
+    logger = logging.getLogger("auto-attack")
+    level, propagate = logger.level, logger.propagate
+    silenced = logger.getEffectiveLevel() > logging.WARNING
+    logger.addHandler(capture)
+    if silenced:
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+    printed = io.StringIO()
+    try:
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed):
+            warnings.simplefilter("always")
+            yield capture
+    finally:
+        logger.removeHandler(capture)
+        logger.setLevel(level)
+        logger.propagate = propagate
+    for line in printed.getvalue().splitlines():
+        if _CHECKS_MARK in line:
+            capture.add(line)
+    for w in caught:
+        if _CHECKS_MARK in str(w.message):
+            capture.add(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _backend(name: str) -> tuple[str, Any]:
@@ -110,6 +158,70 @@ def _component_params(aa: Any, component: str) -> dict[str, Any]:
     return {k: (float(v) if isinstance(v, float) else v) for k, v in params.items()}
 
 
+#: what each component hands back on a random model (``strongest=True``), read in pyautoattack 0.2.0
+STRONGEST = {
+    "apgd-ce": "APGDAttack.perturb(best_loss=True): the highest-loss iterate over restarts, for every point",
+    "apgd-dlr": "APGDAttack.perturb(best_loss=True): the highest-loss iterate over restarts, for every point",
+    "apgd-t": "APGDAttack_targeted.attack_single_run per target class: each target's highest-loss iterate "
+    "(x_best), every one a candidate",
+    "square": "SquareAttack.attack_single_run: the lowest-margin image found (x_best), for every point",
+    "fab": "FABAttack.perturb: adversarial images only (a minimum-norm attack keeps nothing for the other points)",
+    "fab-t": "FABAttack.perturb: adversarial images only (a minimum-norm attack keeps nothing for the other points)",
+}
+
+
+def _seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def _library_checks(mod: str, aa: Any, component: str, x: torch.Tensor, y: torch.Tensor, version: str) -> None:
+    """AutoAttack's own sanity checks, called as its ``run_standard_evaluation`` calls them."""
+    checks = importlib.import_module(f"{mod}.checks")
+    if version != "rand":
+        checks.check_randomized(aa.get_logits, x, y, bs=len(x), logger=aa.logger)
+    n_cls = checks.check_range_output(aa.get_logits, x, logger=aa.logger)
+    checks.check_dynamic(aa.model, x, False, logger=aa.logger)
+    checks.check_n_classes(n_cls, [component], aa.apgd_targeted.n_target_classes, aa.fab.n_target_classes,
+                           logger=aa.logger)  # fmt: skip
+
+
+def _strongest(aa: Any, component: str, x: torch.Tensor, y: torch.Tensor, seed: int) -> list[torch.Tensor]:
+    """The component's strongest images for every point, through the library's own best-image outputs."""
+    _seed_all(seed)
+    if component in ("apgd-ce", "apgd-dlr"):
+        a = aa.apgd
+        a.loss, a.seed = ("ce" if component == "apgd-ce" else "dlr"), seed
+        return [a.perturb(x, y, best_loss=True)]
+    if component == "apgd-t":
+        a = aa.apgd_targeted
+        a.seed = seed
+        a.init_hyperparam(x)
+        out = []
+        for target_class in range(2, a.n_target_classes + 2):
+            with torch.no_grad():
+                logits = a.model(x)
+            if target_class > logits.shape[1]:
+                raise ValueError(
+                    f"APGD-T with {a.n_target_classes} target classes needs at least {a.n_target_classes + 1} "
+                    f"classes; the model has {logits.shape[1]}"
+                )
+            a.y_target = logits.sort(dim=1)[1][:, -target_class]
+            out += [a.attack_single_run(x, y)[0] for _ in range(a.n_restarts)]
+        return out
+    if component == "square":
+        a = aa.square
+        a.seed = seed
+        a.init_hyperparam(x)
+        return [a.attack_single_run(x, y)[1] for _ in range(a.n_restarts)]
+    a = aa.fab
+    a.targeted, a.seed = component == "fab-t", seed
+    if component == "fab-t":
+        a.n_restarts = 1
+    return [a.perturb(x, y)]
+
+
 def autoattack_attack(
     model: nn.Module,
     x: torch.Tensor,
@@ -124,8 +236,20 @@ def autoattack_attack(
     attacks: Sequence[str] | None = None,
     params: Mapping[str, Any] | None = None,
     robust: torch.Tensor | None = None,
+    strongest: bool = False,
 ) -> list[AttackOutput]:
-    """Run AutoAttack components one by one, each on the points still robust.
+    """Run AutoAttack components one by one.
+
+    Two modes:
+
+    * ``strongest=False`` (deterministic models): AutoAttack's own cascade. Each component runs,
+      through the library's ``run_standard_evaluation``, only on the points still robust;
+      ``x_adv`` holds the adversarial images found so far and the clean image elsewhere, exactly
+      as the library returns them.
+    * ``strongest=True`` (random models): every component runs on every point and hands back its
+      *strongest* image for each, never the clean image where its own single-pass check saw no
+      success (:data:`STRONGEST`: APGD's highest-loss iterate, each APGD-T target's, Square's
+      lowest-margin image). The library's sanity checks run as in ``run_standard_evaluation``.
 
     Args:
         model: Model taking images in [0, 1] and returning logits.
@@ -142,12 +266,17 @@ def autoattack_attack(
             the version's own list.
         params: Settings overriding the version's, applied to every component that has them
             (e.g. ``{"eot_iter": 1}``, ``{"n_queries": 1000}``); unknown names are an error.
-        robust: Points to attack (default: all); points outside are neither attacked nor robust.
+        robust: Points to attack in the cascade (default: all); points outside are neither
+            attacked nor robust. Ignored with ``strongest=True``.
+        strongest: Return every component's strongest image per point (see above).
 
     Returns:
-        One :class:`AttackOutput` per component, in order. ``library_robust`` holds the
-        library's per-point flags *after* that component (cumulative), ``x_adv`` the adversarial
-        images found so far (the clean image where none was found).
+        One :class:`AttackOutput` per component, in order. Cascade: ``library_robust`` holds the
+        library's per-point flags *after* that component (cumulative). Strongest: ``x_adv`` is
+        the component's first strongest image, ``candidates`` the others (one per APGD-T target
+        and restart), and ``library_robust`` the library's view of this component alone: clean
+        and every image classified correctly by one forward pass of ``model``.
+        ``record["library_checks"]`` holds AutoAttack's own sanity-check messages.
 
     """
     if version not in VERSIONS:
@@ -170,42 +299,73 @@ def autoattack_attack(
         for obj in objs:
             setattr(obj, key, value)
     x_cpu, y_cpu = x.detach().cpu(), y.detach().cpu()
+    if strongest:
+        return [_strongest_output(mod, aa, c, x_cpu, y_cpu, eps=eps, norm=norm, version=version, seed=seed,
+                                  batch_size=batch_size, device=device) for c in components]  # fmt: skip
     robust = torch.ones(len(x), dtype=torch.bool) if robust is None else robust.detach().cpu().bool().clone()
     x_adv = x_cpu.clone()
     outputs: list[AttackOutput] = []
-    capture = _Capture()
-    aa_logger = logging.getLogger("auto-attack")
-    aa_logger.addHandler(capture)
-    try:
-        for component in components:
-            idx = torch.nonzero(robust).flatten()
-            seen = len(capture.messages)
-            with Timer() as t:
-                if len(idx):
-                    aa.attacks_to_run = [component]
-                    xs, ys = x_cpu[idx].to(device), y_cpu[idx].to(device)
-                    if mod == "pyautoattack":
-                        xa, ya = aa.run_standard_evaluation(xs, ys, batch_size=batch_size)
-                    else:
-                        xa, ya = aa.run_standard_evaluation(xs, ys, bs=batch_size, return_labels=True)
-                    broken = ya.cpu() != y_cpu[idx]
-                    robust[idx[broken]] = False
-                    x_adv[idx[broken]] = xa.detach().cpu()[broken]
-            check_threat_model(x_cpu, x_adv, eps, norm, f"{mod}.{component}")
-            record = {
-                "backend": mod,
-                "backend_version": library_version(mod),
-                "attack": component,
-                "version": version,
-                "norm": norm,
-                "params": {"eps": float(eps), **_component_params(aa, component)},
-                "seed": seed,
-                "batch_size": batch_size,
-                "points_attacked": len(idx),
-                "seconds": round(t.seconds, 3),
-                "library_checks": capture.messages[seen:],
-            }
-            outputs.append(AttackOutput(component, x_adv.clone(), robust.clone(), record))
-    finally:
-        aa_logger.removeHandler(capture)
+    for component in components:
+        idx = torch.nonzero(robust).flatten()
+        with Timer() as t, capture_checks() as capture:
+            if len(idx):
+                aa.attacks_to_run = [component]
+                xs, ys = x_cpu[idx].to(device), y_cpu[idx].to(device)
+                if mod == "pyautoattack":
+                    xa, ya = aa.run_standard_evaluation(xs, ys, batch_size=batch_size)
+                else:
+                    xa, ya = aa.run_standard_evaluation(xs, ys, bs=batch_size, return_labels=True)
+                broken = ya.cpu() != y_cpu[idx]
+                robust[idx[broken]] = False
+                x_adv[idx[broken]] = xa.detach().cpu()[broken]
+        check_threat_model(x_cpu, x_adv, eps, norm, f"{mod}.{component}")
+        record = _record(mod, aa, component, eps=eps, norm=norm, version=version, seed=seed, batch_size=batch_size,
+                         points=len(idx), seconds=t.seconds, checks=capture.messages)  # fmt: skip
+        record["keeps"] = "as the library returns: adversarial images, the clean image where none was found"
+        outputs.append(AttackOutput(component, x_adv.clone(), robust.clone(), record))
     return outputs
+
+
+def _record(mod: str, aa: Any, component: str, *, eps: float, norm: str, version: str, seed: int, batch_size: int,
+            points: int, seconds: float, checks: list[str]) -> dict[str, Any]:  # fmt: skip
+    return {
+        "backend": mod,
+        "backend_version": library_version(mod),
+        "attack": component,
+        "version": version,
+        "norm": norm,
+        "params": {"eps": float(eps), **_component_params(aa, component)},
+        "seed": seed,
+        "batch_size": batch_size,
+        "points_attacked": points,
+        "seconds": round(seconds, 3),
+        "library_checks": list(checks),
+    }
+
+
+def _strongest_output(mod: str, aa: Any, component: str, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str,
+                      version: str, seed: int, batch_size: int, device: torch.device) -> AttackOutput:  # fmt: skip
+    """One component on every point, batch by batch, keeping its strongest images (random models)."""
+    parts: list[list[torch.Tensor]] = []
+    library = torch.ones(len(x), dtype=torch.bool)
+    with Timer() as t, capture_checks() as capture:
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size].to(device).float()
+            yb = y[i : i + batch_size].to(device).long()
+            if i == 0:
+                _library_checks(mod, aa, component, xb, yb, version)
+            images = [im.detach().clamp(0.0, 1.0) for im in _strongest(aa, component, xb, yb, seed)]
+            with torch.no_grad():
+                ok = aa.get_logits(xb).argmax(1) == yb
+                for im in images:
+                    ok &= aa.get_logits(im).argmax(1) == yb
+            library[i : i + batch_size] = ok.cpu()
+            parts.append([im.cpu() for im in images])
+    images = [torch.cat([p[j] for p in parts]) if parts else x.clone() for j in range(len(parts[0]) if parts else 1)]
+    for im in images:
+        check_threat_model(x, im, eps, norm, f"{mod}.{component}")
+    record = _record(mod, aa, component, eps=eps, norm=norm, version=version, seed=seed, batch_size=batch_size,
+                     points=len(x), seconds=t.seconds, checks=capture.messages)  # fmt: skip
+    record["keeps"] = STRONGEST[component]
+    record["candidates"] = len(images)
+    return AttackOutput(component, images[0], library, record, tuple(images[1:]))

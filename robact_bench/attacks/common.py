@@ -30,6 +30,9 @@ class AttackOutput:
         library_robust: Per-point robustness as the *library* scored it, when it scores
             (AutoAttack does, with one forward pass); ``None`` otherwise.
         record: Backend, its version, every parameter, the seed and the wall time.
+        candidates: Further images per point the attack produced (e.g. one per APGD-T target
+            class on a random model), each of ``x_adv``'s shape; the evaluation scores every
+            candidate and keeps, per point, the strongest.
 
     """
 
@@ -37,6 +40,7 @@ class AttackOutput:
     x_adv: torch.Tensor
     library_robust: torch.Tensor | None
     record: dict[str, Any] = field(default_factory=dict)
+    candidates: tuple[torch.Tensor, ...] = ()
 
 
 def library_version(dist: str) -> str:

@@ -40,7 +40,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robact_bench.attacks.common import check_inputs, check_threat_model, eval_mode, model_device
+from robact_bench.attacks.common import (
+    AttackOutput,
+    Timer,
+    check_inputs,
+    check_threat_model,
+    eval_mode,
+    library_version,
+    model_device,
+)
 
 # Layering note: the hybrid loss lives with the training losses, one layer above ``attacks``.
 from robact_bench.models.heads import has_rbf_output, hybrid_loss
@@ -242,3 +250,59 @@ def noisy_samples(x: torch.Tensor, beta: float, *, generator: torch.Generator | 
         return x.detach().clone()
     noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
     return (x.detach() + beta * noise.to(x.device)).clamp_(0.0, 1.0)
+
+
+def saf_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    norm: str = "Linf",
+    name: str | None = None,
+    batch_size: int = 500,
+    seed: int = 0,
+    **params: float,
+) -> AttackOutput:
+    """The symmetric-activation paper's adversarial sample (eq. 10) as an attack of a suite: ``beta = eps``.
+
+    Args:
+        model: Images in, logits (or RBF log-confidences) out; a random model wrapped in
+            :class:`~robact_bench.attacks.eot.EOTModel`.
+        x: Images in [0, 1], ``(N, C, H, W)``.
+        y: True labels ``(N,)``.
+        eps: The Linf bound, used as the step ``beta``.
+        norm: ``Linf`` (the paper's sample is a signed step).
+        name: Our name for the run (default ``"saf-fgs"``).
+        batch_size: Images per forward pass.
+        seed: Recorded; the sample is deterministic for a deterministic model.
+        **params: The hybrid loss's ``a1``, ``a2``, ``a3`` and ``p`` (default the paper's MNIST
+            weights 1, 1, 0 and p = 2).
+
+    Returns:
+        :class:`~robact_bench.attacks.common.AttackOutput` with the samples and every parameter.
+
+    """
+    if norm != "Linf":
+        raise ValueError(f"the symmetric-activation paper's FGS sample is an Linf step; got norm {norm!r}")
+    weights = {"a1": 1.0, "a2": 1.0, "a3": 0.0, "p": 2.0}
+    unknown = sorted(set(params) - set(weights))
+    if unknown:
+        raise TypeError(f"saf-fgs does not take {unknown}; it takes {', '.join(weights)}")
+    weights.update({k: float(v) for k, v in params.items()})
+    with Timer() as t:
+        x_adv = saf_fgs(model, x, y, beta=float(eps), batch_size=batch_size, **weights).cpu()
+    check_threat_model(x.cpu(), x_adv, eps, norm, "saf.FGS")
+    record = {
+        "backend": "robact_bench",
+        "backend_version": library_version("robact_bench"),
+        "attack": "FGS",
+        "norm": norm,
+        "params": {"eps": float(eps), **weights},
+        "seed": seed,
+        "batch_size": batch_size,
+        "seconds": round(t.seconds, 3),
+        "reference": "Zhao and Griffin, Suppressing the Unusual, eq. 10: one signed step towards the wrong class "
+        "whose hybrid-loss gradient has the largest L1 norm",
+    }
+    return AttackOutput(name or "saf-fgs", x_adv, None, record)

@@ -29,9 +29,12 @@ from typing import Any
 
 from robact_bench.registry import Registry
 
-BACKENDS = ("torchattacks", "autoattack", "art")
+BACKENDS = ("torchattacks", "autoattack", "art", "saf")
 VIAS = ("model", "transfer", "bpda")
 WHENS = ("always", "stochastic", "deterministic")
+ROLES = ("headline", "diagnostic")
+DRAWS = ("random", "fixed")
+BOUNDS = ("eps", "unbounded")
 SWEEP_KINDS = ("eps", "steps")
 
 
@@ -50,7 +53,14 @@ class AttackSpec:
         via: ``model``, ``transfer`` (attack the surrogate, score the real model) or ``bpda``
             (forward through the real model, backward through the surrogate).
         when: ``always``, ``stochastic`` or ``deterministic``.
-        reported: Its single-pass accuracy is the result's ``reported_acc`` (non-adaptive number).
+        reported: Its accuracy is the result's ``reported_acc`` (the non-adaptive number).
+        role: ``headline`` (its images count in the worst case per point) or ``diagnostic``
+            (an indicator of attack failure only, e.g. an attack without a bound).
+        draws: ``random`` (the model as it is) or ``fixed``: the attack sees the random model with
+            its random draws fixed (:class:`~robact_bench.attacks.record.FixedDraws`), and its
+            images are scored on the real model (Carlini et al., 2019).
+        bound: ``eps`` (the evaluation's threat model) or ``unbounded``: the whole input range
+            (Linf eps 1, L2 the diameter of the image cube): Pintor et al.'s unconstrained attack.
 
     """
 
@@ -63,12 +73,28 @@ class AttackSpec:
     via: str = "model"
     when: str = "always"
     reported: bool = False
+    role: str = "headline"
+    draws: str = "random"
+    bound: str = "eps"
 
     def __post_init__(self) -> None:
-        for attr, allowed in (("backend", BACKENDS), ("via", VIAS), ("when", WHENS)):
+        for attr, allowed in (("backend", BACKENDS), ("via", VIAS), ("when", WHENS), ("role", ROLES),
+                              ("draws", DRAWS), ("bound", BOUNDS)):  # fmt: skip
             if getattr(self, attr) not in allowed:
                 raise ValueError(f"AttackSpec {attr} must be one of {', '.join(allowed)}; got {getattr(self, attr)!r}")
         object.__setattr__(self, "params", dict(self.params))
+        if self.role == "diagnostic" and self.reported:
+            raise ValueError(f"AttackSpec {self.name}: a diagnostic attack cannot be the reported number")
+
+    @property
+    def blackbox(self) -> bool:
+        """A score-based attack that never asks for a gradient (Square)."""
+        return self.attack.lower() == "square"
+
+    @property
+    def unbounded_queries(self) -> bool:
+        """The library's queries may leave the threat model (CW minimizes the perturbation; its result is projected)."""
+        return self.attack == "CW"
 
 
 @dataclass(frozen=True)
@@ -213,28 +239,49 @@ SUITES.add(
         saf_samples=True,
     ),
 )
+_CW = {"c": 1.0, "kappa": 0.0, "steps": 50, "lr": 0.01}
+#: Pintor et al.'s unconstrained attack: PGD without a bound (the whole input range), EOT on a random model
+#: PGD-20 on the random model with its random draws fixed, scored on the real model (Carlini et al., 2019)
+_PGD20_FIXED = AttackSpec(
+    "pgd20-fixed", "torchattacks", "PGD", {"steps": 20}, eot=False, when="stochastic", draws="fixed"
+)
+_UNBOUNDED = AttackSpec("pgd50-unbounded", "torchattacks", "PGD", {"steps": 50}, role="diagnostic",
+                        bound="unbounded")  # fmt: skip
 SUITES.add(
     "adaptive",
     Suite(
         "adaptive",
-        "our strongest: AutoAttack cascade (EOT on random models, Square-EOT), BPDA transfer, "
-        "PGD-20, FGSM, the non-EOT reference, and eps/steps sweeps for the gradient-masking checks",
-        "Deterministic models: AutoAttack standard, then a BPDA transfer attack (APGD-CE on the "
-        "surrogate: capped activations uncapped) when the model has one, PGD-20 and FGSM. Random models: "
-        "APGD-CE, APGD-DLR, APGD-T (3 target classes) and Square (1,000 queries) cascaded on the batched "
-        "EOT model, APGD-CE transferred from the expected-value surrogate, EOT PGD-20, EOT FGSM, and PGD-20 "
-        "without EOT (the non-adaptive reference). Every image is scored on R passes; a point is robust "
-        "only if every attack failed. Sweeps (not part of the headline): PGD-20 at 0.5-8 x eps and PGD at "
-        "1-50 steps, the data of the gradient-masking checks (docs/gradient-masking.md).",
+        "our strongest: AutoAttack (EOT and every component on every point on random models), BPDA transfer, "
+        "PGD-20, FGSM, CW, the seed papers' protocols, the non-EOT references, fixed-draw PGD, and the "
+        "indicators of attack failure (unbounded PGD, eps/steps sweeps)",
+        "Deterministic models: AutoAttack standard (cascaded, as the library runs it), APGD-DLR and Square "
+        "(5,000 queries) each on every point (the D-ReLU paper's protocol), a BPDA transfer attack (APGD-CE on "
+        "the surrogate: capped activations uncapped) when the model has one, PGD-20, FGSM, CW (Linf-projected; "
+        "the BReLU paper's protocol) and the symmetric-activation paper's one-step FGS sample (eq. 10). Random "
+        "models: APGD-CE, APGD-DLR, APGD-T (3 target classes) and Square (1,000 queries) on the batched EOT "
+        "model, each on every point and keeping its strongest image, APGD-CE transferred from the "
+        "expected-value surrogate, EOT PGD-20, FGSM, CW and FGS, the BReLU paper's protocol without EOT "
+        "(PGD-20, FGSM, CW), and PGD-20 on the model with its random draws fixed. Every image of a random model "
+        "is chosen among an attack's candidates on R passes and scored on R fresh ones. Diagnostics (not in "
+        "the headline): PGD-50 without a bound, PGD-20 at 0.5-8 x eps and PGD at 1-50 steps "
+        "(docs/gradient-masking.md).",
         (
             *(_aa(c, "standard", when="deterministic") for c in ("apgd-ce", "apgd-t", "fab-t", "square")),
+            AttackSpec("apgd-dlr", "autoattack", "apgd-dlr", {"version": "standard"}, when="deterministic"),
+            AttackSpec("square-alone", "autoattack", "square", {"version": "standard"}, when="deterministic"),
             *(_aa(c, "rand", when="stochastic") for c in ("apgd-ce", "apgd-dlr")),
             _aa("apgd-t", "rand", when="stochastic", n_target_classes=3),
             _aa("square", "rand", when="stochastic", n_queries=1000),
             AttackSpec("apgd-ce-transfer", "autoattack", "apgd-ce", {"version": "standard"}, via="transfer"),
             _PGD20,
             AttackSpec("fgsm", "torchattacks", "FGSM"),
+            AttackSpec("cw", "torchattacks", "CW", _CW),
+            AttackSpec("saf-fgs", "saf", "FGS"),
             _PGD20_NOEOT,
+            AttackSpec("fgsm-noeot", "torchattacks", "FGSM", eot=False, when="stochastic"),
+            AttackSpec("cw-noeot", "torchattacks", "CW", _CW, eot=False, when="stochastic"),
+            _PGD20_FIXED,
+            _UNBOUNDED,
         ),
         sweeps=(
             SweepSpec("eps", _PGD20, (0.5, 1.0, 2.0, 4.0, 8.0)),

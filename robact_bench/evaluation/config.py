@@ -30,8 +30,15 @@ class EvalConfig:
         n_examples: Points, chosen class-balanced in a fixed order; ``None`` = every point given.
         seed: Seed of the attacks and of the model's randomness (each unit reseeds from it).
         eot_iter: EOT samples K per gradient or query for random models (AutoAttack rand: 20).
-        passes: Forward passes R that score every image of a random model; a point is robust
-            only if all R passes are correct (worst case).
+        passes: Forward passes R that score every image of a random model (RobustBench's
+            ``number_forward_passes``). An attack's candidate images are first compared on S
+            *selection* passes, and the one kept per point is scored on R fresh passes: the
+            expected, majority and all-passes-right accuracies all come from those R passes.
+        select_passes: Passes S on which a random model's candidate images (an attack's, and the
+            clean image) are compared to keep the strongest per point; never reported.
+        confirm_passes: Further fresh passes M of every kept image of a random model, used only
+            by the checks to settle points where two attacks' numbers disagree (never reported
+            as an accuracy).
         eot_mode: ``batched`` (the K samples in one forward pass, :class:`~robact_bench.attacks.eot.EOTModel`)
             or ``sequential`` (the libraries' own loops: AutoAttack's ``eot_iter``, torchattacks'
             ``EOTPGD``; Square then has no EOT).
@@ -55,6 +62,8 @@ class EvalConfig:
     seed: int = 0
     eot_iter: int = 20
     passes: int = 10
+    select_passes: int = 50
+    confirm_passes: int = 50
     eot_mode: str = "batched"
     eot_batch: int = 512
     batch_size: int = 500
@@ -82,7 +91,7 @@ class EvalConfig:
             )
         if self.eps < 0:
             raise ValueError(f"eps must be >= 0; got {self.eps!r}")
-        for name in ("eot_iter", "passes", "eot_batch", "batch_size", "n_nonsense"):
+        for name in ("eot_iter", "passes", "select_passes", "confirm_passes", "eot_batch", "batch_size", "n_nonsense"):
             if not _is_int(getattr(self, name), 1):
                 raise ValueError(f"{name} must be an integer >= 1; got {getattr(self, name)!r}")
         if self.n_examples is not None and not _is_int(self.n_examples, 1):

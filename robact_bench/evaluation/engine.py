@@ -3,16 +3,27 @@
 ``evaluate(model, x, y, suite, **options) -> EvalResult`` is the one way our numbers are made.
 For every attack of the suite (:mod:`robact_bench.attacks.suites`) the engine
 
-1. picks the model to attack: the model itself, its BPDA/transfer surrogate, and on a random
-   model the batched :class:`~robact_bench.attacks.eot.EOTModel` (K samples per gradient/query);
-2. runs the attack through its backend's adapter (torchattacks, AutoAttack, ART), which checks
-   that every returned image is in [0, 1] and inside the threat model;
-3. scores the adversarial images on the **real** model: one pass for a deterministic model,
-   ``R`` fresh passes for a random one, a point counting as robust only if every pass is right;
-4. stores the per-point flags (a point must also be correct clean), and saves the finished unit
-   atomically, so ``resume`` skips finished work and gives the same numbers.
+1. picks the model to attack: the model itself, its BPDA/transfer surrogate, on a random model
+   the batched :class:`~robact_bench.attacks.eot.EOTModel` (K samples per gradient/query), or the
+   random model with its draws fixed (:class:`~robact_bench.attacks.record.FixedDraws`);
+2. runs the attack through its backend's adapter (torchattacks, AutoAttack, ART, the
+   symmetric-activation paper's sample), behind a :class:`~robact_bench.attacks.record.QueryRecorder`
+   that notes, per point, what the attack queried (the indicators of attack failure); every
+   returned image is checked to be in [0, 1] and inside the threat model;
+3. scores the images on the **real** model. Deterministic model: one pass. Random model: every
+   candidate image of the attack (what the library returned, its other strongest images, the
+   strongest image it queried) and the clean image are scored on S *selection* passes; per point
+   the candidate with the fewest correct passes is kept and scored again on R fresh *scoring*
+   passes (the reported numbers) and M fresh *confirmation* passes (used only by the checks to
+   settle disputed points), so choosing the minimum adds no bias;
+4. stores per-point integer counts (correct passes), and saves the finished unit atomically, so
+   ``resume`` skips finished work and gives the same numbers.
 
-The final robust accuracy is the worst case per point over all attacks.
+The headline is the worst case per point: deterministic, a point is robust only if every image
+of every headline attack is classified correctly; random, the per-point strongest image among
+the clean image and every headline attack's kept image (fewest correct selection passes), its
+scoring passes giving the expected, majority and all-passes-right accuracies
+(:mod:`robact_bench.evaluation.stochastic`).
 
 **Chunks, seeds and processes.** The points are cut into chunks of ``batch_size``; every attack,
 scoring pass and sweep point runs chunk by chunk, each chunk reseeded from the evaluation seed,
@@ -20,7 +31,7 @@ the unit's name and the chunk's index (AutoAttack: the evaluation seed, as the l
 every batch itself). A unit's number therefore depends on the seed and ``batch_size``, never on
 which other units ran (or were resumed), nor on how many processes share the work: under
 ``torchrun`` (:mod:`robact_bench.distributed`) rank ``r`` of ``W`` runs chunks ``r, r + W, ...``
-and the per-point flags are gathered on every rank, so 1 process and ``W`` processes give the
+and the per-point results are gathered on every rank, so 1 process and ``W`` processes give the
 same per-point result (with the same threads per process). Only rank 0 writes.
 
 Example:
@@ -33,6 +44,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
 import zlib
@@ -47,20 +59,28 @@ from robact_bench import distributed
 from robact_bench.activations import is_stochastic
 from robact_bench.attacks.common import AttackOutput, check_inputs, model_device
 from robact_bench.attacks.eot import EOTModel
+from robact_bench.attacks.record import FixedDraws, QueryRecorder
 from robact_bench.attacks.suites import AttackSpec, Suite, SweepSpec, get_suite
 from robact_bench.data import balanced_subset
 from robact_bench.evaluation.config import EvalConfig
-from robact_bench.evaluation.diagnostics import drelu_saturation, input_gradients, stochastic_check
+from robact_bench.evaluation.diagnostics import (
+    drelu_saturation,
+    input_gradients,
+    stochastic_check,
+    unstable_predictions,
+)
 from robact_bench.evaluation.masking import masking_checks, masking_verdict
 from robact_bench.evaluation.result import AttackRecord, EvalResult
 from robact_bench.evaluation.state import EvalState, eval_fingerprint, flags_to_str, str_to_flags
-from robact_bench.evaluation.stochastic import Score, fraction, score
+from robact_bench.evaluation.stochastic import correct_counts, fraction, rule_accuracies
 from robact_bench.fileio import environment
 
 log = logging.getLogger(__name__)
 
 META_KEYS = ("model_name", "title", "dataset", "split", "spec", "training", "progress", "quick", "state_path", "resume")
 _APGD = ("apgd-ce", "apgd-dlr", "apgd-t")
+#: the headline's source for a point no attack broke (deterministic) or whose clean image was the strongest
+CLEAN = "clean"
 
 
 def _unit_seed(seed: int, name: str) -> int:
@@ -72,14 +92,8 @@ def _chunk_seed(seed: int, name: str, chunk: int) -> int:
     return _unit_seed(seed, name if chunk == 0 else f"{name}#chunk{chunk}")
 
 
-def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat(parts) if parts else torch.empty(0, dtype=torch.bool)
-
-
-def _cat_scores(parts: list[Score]) -> Score:
-    return Score(worst=_cat([p.worst for p in parts]), mean=_cat([p.mean for p in parts]),
-                 majority=_cat([p.majority for p in parts]), first=_cat([p.first for p in parts]),
-                 passes=parts[0].passes)  # fmt: skip
+def _cat(parts: list[torch.Tensor], dtype: torch.dtype = torch.long) -> torch.Tensor:
+    return torch.cat(parts) if parts else torch.empty(0, dtype=dtype)
 
 
 def _merge_records(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -97,6 +111,25 @@ def _merge_records(records: list[dict[str, Any]]) -> dict[str, Any]:
         out["library_checks"] = list(dict.fromkeys(m for r in records for m in r["library_checks"]))
     out["chunks"] = {"count": len(records), "seeds": [r.get("seed") for r in records]}
     return out
+
+
+def _merge_indicators(parts: list[tuple[int, dict[str, Any]]]) -> dict[str, Any] | None:
+    """The recorder summaries of every chunk, point positions shifted to the evaluation's order."""
+    parts = [(start, s) for start, s in parts if s is not None]
+    if not parts:
+        return None
+    out: dict[str, Any] = {}
+    for start, s in parts:
+        for key, value in s.items():
+            if isinstance(value, list):
+                out.setdefault(key, []).extend(start + i for i in value)
+            else:
+                out[key] = out.get(key, 0) + value
+    return out
+
+
+def _ints(t: torch.Tensor | None) -> tuple[int, ...] | None:
+    return None if t is None else tuple(int(v) for v in t.tolist())
 
 
 @torch.no_grad()
@@ -133,7 +166,6 @@ def check_model_output(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch
         raise ValueError(
             "the model returns probabilities (rows in [0, 1] summing to 1), not logits: remove the softmax"
         )
-    return []
 
 
 def _filter(suite: Suite, cfg: EvalConfig, stochastic: bool) -> tuple[list[AttackSpec], list[dict[str, Any]]]:
@@ -157,6 +189,11 @@ def _filter(suite: Suite, cfg: EvalConfig, stochastic: bool) -> tuple[list[Attac
     return chosen, skipped
 
 
+def unbounded_eps(norm: str, shape: tuple[int, ...]) -> float:
+    """The radius that lets an attack reach any image of the input cube: Linf 1, L2 the cube's diagonal."""
+    return 1.0 if norm == "Linf" else math.sqrt(math.prod(shape))
+
+
 class _Engine:
     """The state of one evaluation (the model, points, config, state file)."""
 
@@ -165,9 +202,12 @@ class _Engine:
         self.model, self.xs, self.ys, self.cfg = model, xs, ys, cfg
         self.stochastic = stochastic
         self.passes = cfg.passes if stochastic else 1
+        self.confirm = cfg.confirm_passes if stochastic else 1
+        self.select = cfg.select_passes if stochastic else 1
         self.state = state
         self.progress = progress
-        self.clean: Score | None = None
+        # clean counts: scoring, selection and confirmation passes (one and the same on a deterministic model)
+        self.clean: dict[str, torch.Tensor] = {}
         self._surrogates: dict[str, tuple[nn.Module, int]] = {}
 
     # -- models -----------------------------------------------------------------------------
@@ -187,6 +227,10 @@ class _Engine:
             if count == 0:
                 return base, None, f"the model has no activation with a surrogate ({spec.via} needs one)"
             random = is_stochastic(base)
+        if spec.draws == "fixed":
+            if not random:
+                return base, None, "the model has no random draws to fix"
+            return FixedDraws(base, _unit_seed(self.cfg.seed, "draws:" + spec.name)), None, None
         if not (random and spec.eot):
             return base, None, None
         if self.cfg.eot_mode == "batched":
@@ -194,7 +238,10 @@ class _Engine:
             return EOTModel(base, self.cfg.eot_iter, self.cfg.eot_batch), eot, None
         return base, {"mode": "sequential", "k": self.cfg.eot_iter}, None
 
-    # -- running one attack -------------------------------------------------------------------
+    def eps_of(self, spec: AttackSpec, eps: float) -> float:
+        return unbounded_eps(self.cfg.norm, tuple(self.xs.shape[1:])) if spec.bound == "unbounded" else eps
+
+    # -- chunks -----------------------------------------------------------------------------
     def chunks(self) -> list[slice]:
         """The chunks of points, ``batch_size`` each (the last one shorter)."""
         n, bs = len(self.xs), self.cfg.batch_size
@@ -210,6 +257,12 @@ class _Engine:
             merged.update(part)
         return [merged[c] for c in range(len(chunks))]
 
+    def counts(self, images: torch.Tensor, sl: slice, passes: int, seed_name: str, chunk: int) -> torch.Tensor:
+        """Correct passes per point of ``images`` (the points ``sl``), on passes seeded for that chunk."""
+        torch.manual_seed(_chunk_seed(self.cfg.seed, seed_name, chunk))
+        return correct_counts(self.model, images, self.ys[sl], passes, self.cfg.batch_size)
+
+    # -- running one attack -------------------------------------------------------------------
     def run_attack(self, spec: AttackSpec, target: nn.Module, eot: dict[str, Any] | None, *, eps: float,
                    robust: torch.Tensor | None, overrides: dict[str, Any], chunk: int,
                    sl: slice) -> AttackOutput:  # fmt: skip
@@ -219,6 +272,8 @@ class _Engine:
         params = {**spec.params, **overrides}
         sequential_k = eot["k"] if eot is not None and eot["mode"] == "sequential" else None
         seed = _chunk_seed(cfg.seed, spec.name, chunk)
+        if spec.bound == "unbounded" and spec.backend == "torchattacks" and "alpha" not in params:
+            params["alpha"] = eps / 10
         if spec.backend == "torchattacks":
             from robact_bench.attacks.torchattacks import torchattacks_attack
 
@@ -232,6 +287,12 @@ class _Engine:
 
             return art_attack(target, xs, ys, attack=spec.attack, eps=eps, norm=cfg.norm,
                               name=spec.name, batch_size=cfg.batch_size, seed=seed, **params)  # fmt: skip
+        if spec.backend == "saf":
+            from robact_bench.attacks.saf import saf_attack
+
+            torch.manual_seed(seed)
+            return saf_attack(target, xs, ys, eps=eps, norm=cfg.norm, name=spec.name, batch_size=cfg.batch_size,
+                              seed=seed, **params)  # fmt: skip
         from robact_bench.attacks.autoattack import autoattack_attack
 
         version = params.pop("version", "standard")
@@ -241,87 +302,132 @@ class _Engine:
             params["n_iter"] = params.pop("steps")
         # AutoAttack seeds itself with one seed for every component, as the library does
         torch.manual_seed(cfg.seed)
+        start = robust[sl] if robust is not None and not self.stochastic else None
         (out,) = autoattack_attack(target, xs, ys, eps=eps, norm=cfg.norm, version=version,
                                    seed=cfg.seed, batch_size=cfg.batch_size, backend=cfg.autoattack_backend,
-                                   attacks=[spec.attack], params=params,
-                                   robust=robust[sl] if robust is not None else None)  # fmt: skip
-        return AttackOutput(spec.name, out.x_adv, out.library_robust, out.record)
+                                   attacks=[spec.attack], params=params, strongest=self.stochastic,
+                                   robust=start)  # fmt: skip
+        return AttackOutput(spec.name, out.x_adv, out.library_robust, out.record, out.candidates)
+
+    def attack_chunk(self, spec: AttackSpec, target: nn.Module, eot: dict[str, Any] | None, *, eps: float,
+                     robust: torch.Tensor | None, overrides: dict[str, Any], c: int,
+                     sl: slice) -> dict[str, Any]:  # fmt: skip
+        """Attack and score one chunk; see :meth:`attack_chunks` for the keys."""
+        device = model_device(self.model)
+        xs, ys = self.xs[sl], self.ys[sl]
+        recorder = None
+        if not spec.blackbox:
+            recorder = QueryRecorder(target, xs.to(device), ys, eps=eps, norm=self.cfg.norm,
+                                     bounded=not spec.unbounded_queries)  # fmt: skip
+        out = self.run_attack(spec, recorder if recorder is not None else target, eot, eps=eps, robust=robust,
+                              overrides=overrides, chunk=c, sl=sl)  # fmt: skip
+        clean = {k: v[sl] for k, v in self.clean.items()}
+        name = spec.name
+        got: dict[str, Any] = {"record": out.record, "library": out.library_robust,
+                               "indicators": recorder.summary() if recorder is not None else None}  # fmt: skip
+        if spec.via != "model":  # Pintor et al.'s transfer failure: the surrogate's view of the image
+            with torch.no_grad(), torch.random.fork_rng():
+                got["surrogate_wrong"] = (target(out.x_adv.to(device)).argmax(1).cpu() != ys).long()
+        queried = recorder.best_images().cpu() if recorder is not None else None
+        if not self.stochastic:
+            flag = self.counts(out.x_adv, sl, 1, "score:" + name, c).bool() & clean["score"].bool()
+            for extra in out.candidates:
+                flag &= self.counts(extra, sl, 1, "score:" + name, c).bool()
+            if out.library_robust is not None:
+                flag &= out.library_robust
+            got["counts"] = flag.long()
+            if queried is not None:
+                query = self.counts(queried, sl, 1, "score:" + name, c).bool()
+                got["query_counts"] = (query & clean["score"].bool()).long()
+            return got
+        cands = [out.x_adv, *out.candidates, *([queried] if queried is not None else [])]
+        sel = torch.stack([self.counts(im, sl, self.select, f"select:{name}:{j}", c) for j, im in enumerate(cands)])
+        sel = torch.cat([sel, clean["select"].unsqueeze(0)])  # the clean image last: ties go to the attack's images
+        chosen = sel.argmin(0)
+        is_clean = chosen == len(cands)
+        stack = torch.stack([*cands, self.xs[sl]])
+        image = stack[chosen, torch.arange(len(chosen))]
+        score = self.counts(image, sl, self.passes, "score:" + name, c)
+        confirm = self.counts(image, sl, self.confirm, "confirm:" + name, c)
+        score[is_clean], confirm[is_clean] = clean["score"][is_clean], clean["confirm"][is_clean]
+        got.update(counts=score, confirm=confirm, select=sel.gather(0, chosen.unsqueeze(0)).squeeze(0), chosen=chosen)
+        if queried is not None:
+            got["query_index"] = len(cands) - 1
+        return got
 
     def attack_chunks(self, spec: AttackSpec, target: nn.Module, eot: dict[str, Any] | None, *, eps: float,
                       robust: torch.Tensor | None, overrides: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
         """Attack and score every chunk (this rank's share); return them gathered.
 
-        Keys: ``flags`` (robust per point), ``first`` (first-pass flags), ``library`` (the
-        library's own flags, or ``None``) and ``record`` (merged over chunks).
+        Keys: ``counts`` (correct scoring passes per point; a deterministic model's 0/1 flag),
+        ``select``, ``confirm`` and ``chosen`` (random models: the kept image's selection and
+        confirmation counts and which candidate it was, ``len(candidates)`` for the clean image),
+        ``query_counts`` (deterministic: the flag of the strongest queried image), ``library``
+        (the library's own flags, or ``None``), ``surrogate_wrong`` (transfer attacks), and
+        ``record`` and ``indicators`` (merged over chunks).
         """
-        assert self.clean is not None
-        clean = self.clean
-
-        def one(c: int, sl: slice) -> dict[str, Any]:
-            out = self.run_attack(spec, target, eot, eps=eps, robust=robust, overrides=overrides, chunk=c, sl=sl)
-            torch.manual_seed(_chunk_seed(self.cfg.seed, "score:" + spec.name, c))
-            s = score(self.model, out.x_adv, self.ys[sl], self.passes, self.cfg.batch_size)
-            flags = s.worst & clean.worst[sl]
-            if out.library_robust is not None:
-                flags &= out.library_robust
-            return {"flags": flags, "first": s.first & clean.first[sl], "library": out.library_robust,
-                    "record": out.record}  # fmt: skip
-
-        parts = self.map_chunks(one)
-        library = [p["library"] for p in parts]
-        return {
-            "flags": _cat([p["flags"] for p in parts]),
-            "first": _cat([p["first"] for p in parts]),
-            "library": None if any(v is None for v in library) else _cat(library),
+        chunks = self.chunks()
+        parts = self.map_chunks(lambda c, sl: self.attack_chunk(spec, target, eot, eps=eps, robust=robust,
+                                                                overrides=overrides, c=c, sl=sl))  # fmt: skip
+        out: dict[str, Any] = {
             "record": _merge_records([p["record"] for p in parts]),
+            "indicators": _merge_indicators([(sl.start, p["indicators"]) for p, sl in zip(parts, chunks, strict=True)]),
         }
+        for key in ("counts", "select", "confirm", "chosen", "query_counts", "surrogate_wrong"):
+            if key in parts[0]:
+                out[key] = _cat([p[key] for p in parts])
+        library = [p["library"] for p in parts]
+        out["library"] = None if any(v is None for v in library) else _cat(library, torch.bool)
+        if "query_index" in parts[0]:
+            out["query_index"] = parts[0]["query_index"]
+        return out
 
     # -- units ------------------------------------------------------------------------------
     def clean_unit(self) -> None:
         done = self.state.get("clean")
 
-        def one(c: int, sl: slice) -> Score:
-            torch.manual_seed(_chunk_seed(self.cfg.seed, "clean", c))
-            return score(self.model, self.xs[sl], self.ys[sl], self.passes, self.cfg.batch_size)
+        def one(c: int, sl: slice) -> dict[str, torch.Tensor]:
+            xs = self.xs[sl]
+            score = self.counts(xs, sl, self.passes, "clean", c)
+            if not self.stochastic:
+                return {"score": score, "select": score, "confirm": score}
+            return {"score": score, "select": self.counts(xs, sl, self.select, "select:clean", c),
+                    "confirm": self.counts(xs, sl, self.confirm, "confirm:clean", c)}  # fmt: skip
 
-        self.clean = _cat_scores(self.map_chunks(one))
-        if done is not None and done["worst"] != flags_to_str(self.clean.worst):
+        parts = self.map_chunks(one)
+        self.clean = {k: _cat([p[k] for p in parts]) for k in ("score", "select", "confirm")}
+        stored = {k: _ints(v) for k, v in self.clean.items()}
+        if done is not None and {k: tuple(v) for k, v in done.items()} != stored:
             raise ValueError("clean scoring differs from the stored state: the model is not the same")
         if done is None:
-            self.state.put("clean", {"worst": flags_to_str(self.clean.worst)})
+            self.state.put("clean", {k: list(v) for k, v in stored.items()})
 
     def attack_unit(self, spec: AttackSpec, group_robust: dict[str, torch.Tensor]) -> AttackRecord | dict[str, Any]:
         done = self.state.get(spec.name)
         if done is not None:
             if "skipped" in done:
                 return {"name": spec.name, "reason": done["skipped"]}
-            rec = AttackRecord(**done["record"])
-            if spec.group is not None:
+            rec = AttackRecord.from_dict(done["record"])
+            if spec.group is not None and "group_robust" in done:
                 group_robust[spec.group] = str_to_flags(done["group_robust"])
             log.info("%s: finished earlier (%.4f), skipped", spec.name, rec.accuracy)
             return rec
-        assert self.clean is not None
         target, eot, reason = self.attacked_model(spec)
         if reason is not None:
             self.state.put(spec.name, {"skipped": reason})
             return {"name": spec.name, "reason": reason}
-        start = group_robust.get(spec.group) if spec.group is not None else None
+        cascade = spec.group is not None and not self.stochastic
+        start = group_robust.get(spec.group) if cascade else None
         t0 = time.perf_counter()
-        got = self.attack_chunks(spec, target, eot, eps=self.cfg.eps, robust=start, overrides={})
-        flags, library = got["flags"], got["library"]
+        eps = self.eps_of(spec, self.cfg.eps)
+        got = self.attack_chunks(spec, target, eot, eps=eps, robust=start, overrides={})
+        library = got["library"]
         record = {**got["record"], "eot": eot, "via": spec.via, "group": spec.group, "passes": self.passes,
+                  "role": spec.role, "draws": spec.draws, "bound": spec.bound, "eps": eps, "reported": spec.reported,
                   "seconds_with_scoring": round(time.perf_counter() - t0, 3)}  # fmt: skip
-        rec = AttackRecord(
-            name=spec.name,
-            accuracy=fraction(flags),
-            single_pass_accuracy=fraction(got["first"]),
-            library_accuracy=None if library is None else fraction(library),
-            cumulative=spec.group is not None,
-            record=record,
-            flags=flags_to_str(flags),
-        )
-        unit: dict[str, Any] = {"record": rec.__dict__}
-        if spec.group is not None:
+        rec = _record(spec.name, got, self.passes, record, cumulative=cascade)
+        unit: dict[str, Any] = {"record": rec.to_dict()}
+        if cascade:
             assert library is not None
             group_robust[spec.group] = library
             unit["group_robust"] = flags_to_str(library)
@@ -330,11 +436,10 @@ class _Engine:
 
     def sweep_unit(self, sweep: SweepSpec, values: tuple[float, ...]) -> dict[str, Any]:
         spec = sweep.attack
-        accs, single = [], []
         target, eot, reason = self.attacked_model(spec)
         if reason is not None:
             return {"kind": sweep.kind, "attack": spec.name, "skipped": reason}
-        xs_values = []
+        xs_values, points = [], []
         for v in tqdm(values, desc=f"sweep {sweep.kind} {spec.name}", disable=not self.progress, leave=False):
             name = f"sweep:{sweep.kind}:{spec.name}:{v:g}"
             done = self.state.get(name)
@@ -344,13 +449,13 @@ class _Engine:
             xs_values.append(eps if sweep.kind == "eps" else int(v))
             if done is None:
                 overrides = {"steps": int(v)} if sweep.kind == "steps" else {}
-                unit_spec = AttackSpec(name, spec.backend, spec.attack, spec.params, eot=spec.eot, via=spec.via)
+                unit_spec = replace(spec, name=name, group=None, reported=False)
                 got = self.attack_chunks(unit_spec, target, eot, eps=eps, robust=None, overrides=overrides)
-                done = {"accuracy": fraction(got["flags"]), "single_pass_accuracy": fraction(got["first"]),
-                        "record": got["record"]}  # fmt: skip
+                done = {"counts": list(_ints(got["counts"]) or ()), "record": got["record"]}
                 self.state.put(name, done)
-            accs.append(done["accuracy"])
-            single.append(done["single_pass_accuracy"])
+            points.append(done)
+        counts = [torch.tensor(p["counts"], dtype=torch.long) for p in points]
+        rules = [rule_accuracies(c, self.passes) for c in counts]
         return {
             "kind": sweep.kind,
             "attack": spec.name,
@@ -359,10 +464,81 @@ class _Engine:
             "params": dict(spec.params),
             "eot": eot,
             "values": xs_values,
-            "accuracy": accs,
-            "single_pass_accuracy": single,
+            "accuracy": [r["expected"] for r in rules],
+            "accuracy_majority": [r["majority"] for r in rules],
+            "accuracy_all_right": [r["all_right"] for r in rules],
+            "counts": [list(_ints(c) or ()) for c in counts],
+            "passes": self.passes,
             "eps": self.cfg.eps if sweep.kind == "steps" else None,
         }
+
+
+def _record(name: str, got: dict[str, Any], passes: int, record: dict[str, Any], *, cumulative: bool) -> AttackRecord:
+    counts = got["counts"]
+    rules = rule_accuracies(counts, passes)
+    library = got.get("library")
+    return AttackRecord(
+        name=name,
+        accuracy=rules["expected"],
+        accuracy_majority=rules["majority"],
+        accuracy_all_right=rules["all_right"],
+        library_accuracy=None if library is None else fraction(library),
+        cumulative=cumulative,
+        counts=_ints(counts) or (),
+        select=_ints(got.get("select")),
+        confirm=_ints(got.get("confirm")),
+        chosen=_ints(got.get("chosen")),
+        query_counts=_ints(got.get("query_counts")),
+        query_index=got.get("query_index"),
+        surrogate_wrong=_ints(got.get("surrogate_wrong")),
+        library_flags=flags_to_str(library) if library is not None else None,
+        indicators=got.get("indicators"),
+        record=record,
+        flags=flags_to_str(counts == passes),
+    )
+
+
+def headline(records: list[AttackRecord], clean: dict[str, torch.Tensor], passes: int,
+             stochastic: bool) -> dict[str, Any]:  # fmt: skip
+    """The worst case per point over ``records`` (and the clean image).
+
+    Deterministic: a point is robust only if the clean image and every image of every record
+    (the returned images and the strongest queried one) are classified correctly. Random: per
+    point the record whose kept image has the fewest correct *selection* passes (ties: the first
+    record; the clean image only when it is strictly stronger), with that image's scoring and
+    confirmation counts; ``all_right`` is correct on every scoring pass of every record's image.
+    (A record's ``select`` counts out of the selection passes S, ``counts`` out of R.)
+
+    Returns:
+        ``{"counts", "confirm", "source", "all_right"}``: tensors and the per-point name of the
+        record whose image decides the point (``"clean"`` when none does).
+
+    """
+    n = len(clean["score"])
+    all_right = clean["score"] == passes
+    if not stochastic:
+        robust = clean["score"].bool().clone()
+        source = [CLEAN] * n
+        for r in records:
+            broken = [torch.tensor(r.counts, dtype=torch.long) == 0]
+            if r.query_counts is not None:
+                broken.append(torch.tensor(r.query_counts, dtype=torch.long) == 0)
+            for which, b in zip(("", "#queried"), broken, strict=False):
+                for i in torch.nonzero(b & robust).flatten().tolist():
+                    source[i] = r.name + which
+                robust &= ~b
+        counts = robust.long()
+        return {"counts": counts, "confirm": counts.clone(), "source": source, "all_right": counts.bool()}
+    sel = torch.stack([*(torch.tensor(r.select, dtype=torch.long) for r in records), clean["select"]])
+    score = torch.stack([*(torch.tensor(r.counts, dtype=torch.long) for r in records), clean["score"]])
+    confirm = torch.stack([*(torch.tensor(r.confirm, dtype=torch.long) for r in records), clean["confirm"]])
+    best = sel.argmin(0)
+    idx = torch.arange(n)
+    for r in records:
+        all_right &= torch.tensor(r.counts, dtype=torch.long) == passes
+    names = [r.name for r in records] + [CLEAN]
+    return {"counts": score[best, idx], "confirm": confirm[best, idx], "source": [names[int(b)] for b in best],
+            "all_right": all_right}  # fmt: skip
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, suite: str = "standard", **options: Any) -> EvalResult:
@@ -437,7 +613,7 @@ def run_evaluation(
         diagnostics.append(sat)
     diagnostics.append(input_gradients(model, xs, ys, cfg.batch_size))
     for d in diagnostics:
-        if not d["passed"]:
+        if d.get("passed") is False:
             notes.append(f"{model_name}: check {d['name']} failed ({d['value']}): {d['reason']}")
     for n in notes:
         warnings.warn(n, stacklevel=2)
@@ -460,20 +636,17 @@ def run_evaluation(
         state = EvalState(state_path, fingerprint, resume=resume)
     eng = _Engine(model, xs, ys, cfg, stochastic, state, progress)
     eng.clean_unit()
-    assert eng.clean is not None
     records: list[AttackRecord] = []
-    robust = eng.clean.worst.clone()
     group_robust: dict[str, torch.Tensor] = {}
     bar = tqdm(specs, desc=f"{model_name} [{cfg.suite}]", disable=not progress, leave=False)
     for atk in bar:
-        bar.set_postfix_str(f"{atk.name}; robust {int(robust.sum())}/{len(robust)}")
+        bar.set_postfix_str(atk.name)
         got = eng.attack_unit(atk, group_robust)
         if isinstance(got, dict):
             skipped.append(got)
             log.warning("%s: %s skipped: %s", model_name, got["name"], got["reason"])
             continue
         records.append(got)
-        robust &= str_to_flags(got.flags)
         log.info("%s %s: %.4f (library %s)", model_name, got.name, got.accuracy, got.library_accuracy)
     bar.close()
 
@@ -484,9 +657,29 @@ def run_evaluation(
             sweeps.append(eng.sweep_unit(sw, tuple(override) if override is not None else sw.values))
     saf = _saf_unit(eng, dataset) if suite_obj.saf_samples else None
 
+    passes = eng.passes
+    clean_rules = rule_accuracies(eng.clean["score"], passes)
+    if stochastic:  # AutoAttack's components ran on every point: its "accuracy after each component"
+        cascade = [r for r in records if r.record.get("group") == "autoattack" and r.role == "headline"]
+        for j, r in enumerate(cascade):
+            cum = headline(cascade[: j + 1], eng.clean, passes, stochastic)
+            records[records.index(r)] = replace(r, cumulative_counts=_ints(cum["counts"]),
+                                                cumulative_all_right=flags_to_str(cum["all_right"]))  # fmt: skip
+    head_records = [r for r in records if r.record.get("role", "headline") == "headline"]
+    head = headline(head_records, eng.clean, passes, stochastic) if records else None
+    aa = [r for r in head_records if r.record.get("group") == "autoattack"]
+    aa_head = headline(aa, eng.clean, passes, stochastic) if aa else None
+    library_flags = [str_to_flags(r.library_flags) for r in aa if r.library_flags is not None]
+    aa_library = None
+    if aa and len(library_flags) == len(aa):
+        lib = library_flags[-1] if not stochastic else torch.stack(library_flags).all(0)
+        aa_library = fraction(lib)
+    if head is not None:
+        diagnostics.append(_unstable_unit(eng, head))
     reported_names = {s.name for s in specs if s.reported}
     reported = next((r for r in records if r.name in reported_names), None)
-    aa = [r for r in records if r.cumulative and r.record.get("group") == "autoattack"]
+    head_rules = rule_accuracies(head["counts"], passes) if head else None
+    aa_rules = rule_accuracies(aa_head["counts"], passes) if aa_head else None
     result = EvalResult(
         model_name=model_name,
         title=title or model_name,
@@ -498,18 +691,32 @@ def run_evaluation(
         n_examples=len(idx),
         indices=tuple(indices),
         stochastic=stochastic,
-        passes=eng.passes,
+        passes=passes,
+        select_passes=eng.select,
+        confirm_passes=eng.confirm,
         eot_iter=cfg.eot_iter if stochastic else None,
         eot_mode=cfg.eot_mode,
-        clean_acc=float(eng.clean.mean.double().mean()),
-        clean_acc_majority=fraction(eng.clean.majority),
-        clean_acc_worst=fraction(eng.clean.worst),
-        reported_acc=reported.single_pass_accuracy if reported is not None else None,
-        autoattack_acc=aa[-1].library_accuracy if aa else None,
+        clean_acc=clean_rules["expected"],
+        clean_acc_majority=clean_rules["majority"],
+        clean_acc_all_right=clean_rules["all_right"],
+        clean_counts=_ints(eng.clean["score"]) or (),
+        clean_confirm=_ints(eng.clean["confirm"]) or (),
+        reported_acc=reported.accuracy if reported is not None else None,
+        autoattack_acc=aa_rules["expected"] if aa_rules else None,
+        autoattack_acc_majority=aa_rules["majority"] if aa_rules else None,
+        autoattack_acc_all_right=fraction(aa_head["all_right"]) if aa_head else None,
+        autoattack_counts=_ints(aa_head["counts"]) if aa_head else None,
+        autoattack_all_right=flags_to_str(aa_head["all_right"]) if aa_head else None,
+        autoattack_library_acc=aa_library,
         autoattack_version=aa[-1].record.get("version") if aa else None,
-        robust_acc=fraction(robust) if records else None,
+        robust_acc=head_rules["expected"] if head_rules else None,
+        robust_acc_majority=head_rules["majority"] if head_rules else None,
+        robust_acc_all_right=fraction(head["all_right"]) if head else None,
+        robust_counts=_ints(head["counts"]) if head else None,
+        robust_confirm=_ints(head["confirm"]) if head else None,
+        robust_source=tuple(head["source"]) if head else None,
         attacks=tuple(records),
-        robust_flags=tuple(bool(b) for b in robust),
+        robust_flags=tuple(bool(b) for b in head["all_right"]) if head else (),
         skipped=tuple(skipped),
         sweeps=tuple(sweeps),
         saf=saf,
@@ -525,8 +732,40 @@ def run_evaluation(
     checks = masking_checks(result)
     verdict = masking_verdict(checks)
     if verdict["unreliable"]:
-        log.warning("%s: signs of gradient masking: %s", model_name, ", ".join(verdict["failed"]))
+        log.warning("%s: our headline may be inflated: %s", model_name, ", ".join(verdict["failed"]))
     return replace(result, masking=tuple(checks))
+
+
+#: the EOT samples of the unstable-predictions probe on a random model, per EOT sample of the attacks
+UNSTABLE_EOT_FACTOR = 5
+
+
+def _unstable_unit(eng: _Engine, head: dict[str, Any]) -> dict[str, Any]:
+    """Pintor et al.'s unstable predictions on the points the headline counts as robust.
+
+    A random model is probed on its expected loss: the mean of ``UNSTABLE_EOT_FACTOR * K`` draws,
+    fixed (the same for ``x`` and each noisy copy), so that what is measured is the surface the
+    EOT attacks climb, not the noise of K samples.
+    """
+    done = eng.state.get("unstable")
+    if done is not None:
+        return done
+    cfg = eng.cfg
+    if eng.stochastic:
+        robust = [i for i, c in enumerate(head["confirm"].tolist()) if 2 * c > eng.confirm]
+    else:
+        robust = [i for i, c in enumerate(head["counts"].tolist()) if c == 1]
+    k = UNSTABLE_EOT_FACTOR * cfg.eot_iter
+    probe = EOTModel(eng.model, k, max(cfg.eot_batch, 4096)) if eng.stochastic else eng.model
+    idx = torch.tensor(robust, dtype=torch.long)
+    batch = max(1, min(cfg.batch_size, 4096 // k)) if eng.stochastic else cfg.batch_size
+    out = distributed.on_main(
+        lambda: unstable_predictions(probe, eng.xs[idx], eng.ys[idx], eps=cfg.eps, norm=cfg.norm, seed=cfg.seed,
+                                     batch_size=batch, fixed_draws=eng.stochastic)
+    )  # fmt: skip
+    out = {**out, "positions": robust, "eot_samples": k if eng.stochastic else None}
+    eng.state.put("unstable", out)
+    return out
 
 
 def _saf_unit(eng: _Engine, dataset: str) -> dict[str, Any]:
@@ -545,4 +784,3 @@ def _saf_unit(eng: _Engine, dataset: str) -> dict[str, Any]:
     )  # fmt: skip
     eng.state.put("saf", out)
     return out
-

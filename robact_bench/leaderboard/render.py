@@ -70,11 +70,14 @@ DASH = "–"
 
 _TRACK_TITLES = {"deterministic": "Deterministic models", "randomized": "Randomized models"}
 _PLOT_CAPTIONS = {
-    "acc_vs_eps": "Robust accuracy vs eps (eps sweeps), mean over seeds; the band is ± one standard deviation.",
-    "acc_vs_steps": "Robust accuracy vs attack steps (steps sweeps), mean over seeds; the band is ± one standard "
-    "deviation.",
-    "per_attack": "Robust accuracy per attack, mean over seeds (error bars: ± one standard deviation). "
-    "AutoAttack's attacks are cumulative: each runs on the points the previous ones left robust.",
+    "acc_vs_eps": "Robust accuracy (expected rule) vs eps (eps sweeps), mean over seeds; the band is the 95% interval "
+    "over points and seeds (± one standard deviation for entries without per-point data).",
+    "acc_vs_steps": "Robust accuracy (expected rule) vs attack steps (steps sweeps), mean over seeds; the band is the "
+    "95% interval over points and seeds (± one standard deviation for entries without per-point data).",
+    "per_attack": "Robust accuracy (expected rule) per attack, mean over seeds (error bars: the 95% interval over "
+    "points and seeds; ± one standard deviation without per-point data). On deterministic models AutoAttack's "
+    "attacks are cumulative (each runs on the points the previous ones left robust); on random models each runs "
+    "on every point.",
     "training_curves": "Training loss per epoch, mean over seeds; the band is ± one standard deviation.",
 }
 
@@ -181,7 +184,9 @@ class _Seed:
     checked: bool | None
     unreliable: bool
     failed_checks: tuple[str, ...]
+    overstated: tuple[str, ...]
     footnote: str
+    evaluation: dict[str, Any]
 
 
 def _checked(masking: dict[str, Any], checks: list[dict[str, Any]]) -> bool | None:
@@ -214,7 +219,10 @@ def _parse(stem: str, entry: dict[str, Any]) -> _Seed:
         raise ValueError(f"{stem}: 'robact.masking.checks' is not a list of JSON objects")
     failed = masking.get("failed")
     if not isinstance(failed, list):
-        failed = [c.get("name", "?") for c in checks if c.get("passed") is False]
+        failed = [c.get("name", "?") for c in checks if c.get("passed") is False and c.get("kind") != "overstated"]
+    overstated = masking.get("overstated")
+    if not isinstance(overstated, list):
+        overstated = [c.get("name", "?") for c in checks if c.get("passed") is False and c.get("kind") == "overstated"]
     passes = _int(stem, ev, "passes", "robact.evaluation.")
     if passes is None:
         passes = _int(stem, entry, "number_forward_passes", "")
@@ -239,7 +247,9 @@ def _parse(stem: str, entry: dict[str, Any]) -> _Seed:
         checked=_checked(masking, checks),
         unreliable=top_unreliable or masking_unreliable,
         failed_checks=tuple(str(n) for n in failed),
+        overstated=tuple(str(n) for n in overstated),
         footnote=" ".join(footnote.split()),
+        evaluation=ev,
     )
 
 
@@ -258,6 +268,7 @@ class Stat:
 
     values: tuple[float, ...]
     n_seeds: int
+    ci: tuple[float, float] | None = None
 
     @property
     def mean(self) -> float | None:
@@ -270,18 +281,30 @@ class Stat:
         return statistics.stdev(self.values) if len(self.values) >= 2 else None
 
     def text(self) -> str:
-        """``"84.92"`` (one seed), ``"84.92 ± 0.31"`` (several) or "–"; notes seeds without a value."""
+        """The cell text: ``"84.92 [80.10, 88.75]"`` (with its 95% interval).
+
+        Without an interval ``"84.92"`` (one seed) or ``"84.92 ± 0.31"`` (several seeds: mean ±
+        sample std), or "–"; notes seeds without a value.
+        """
         mean, std = self.mean, self.std
         if mean is None:
             return DASH
-        out = f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
+        if self.ci is not None:
+            out = f"{mean:.2f} [{self.ci[0]:.2f}, {self.ci[1]:.2f}]"
+        else:
+            out = f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
         if len(self.values) < self.n_seeds:
             out += f" ({len(self.values)} of {self.n_seeds} seeds)"
         return out
 
 
-def _stat(seeds: Sequence[_Seed], get: Callable[[_Seed], float | None]) -> Stat:
-    return Stat(tuple(v for v in map(get, seeds) if v is not None), len(seeds))
+def _stat(seeds: Sequence[_Seed], get: Callable[[_Seed], float | None], interval: dict[str, Any] | None = None) -> Stat:
+    values = tuple(v for v in map(get, seeds) if v is not None)
+    ci = None
+    if interval and len(values) == len(seeds):
+        lo, hi = interval["ci95"]
+        ci = (100 * lo, 100 * hi)
+    return Stat(values, len(seeds), ci)
 
 
 @dataclass(frozen=True)
@@ -300,14 +323,18 @@ class Row:
         reported: The non-adaptive ``reported`` accuracy (%).
         autoattack: AutoAttack's accuracy (%).
         robust: RobustBench's ranking number (%): ``external`` where present, else ``autoattack_acc``.
+        robust_all_right: Our headline under the all-passes-right rule (%), from the per-point data.
         passes: Cell text of forward passes x EOT (distinct values over seeds joined by " / ").
         passes_key: Sort key of ``passes``: the largest passes x EOT over the seeds.
         n_examples: Cell text of the number of evaluated points.
         n_key: Sort key of ``n_examples``: the smallest over the seeds.
         unreliable: Whether any seed's masking verdict (or RobustBench ``unreliable`` flag) is set.
-        verdict: ``"unreliable: <failed checks>"``, ``"no masking signs"`` (with ``"(k of n seeds
-            checked)"`` when some seeds have no verdict), ``"not judged"`` (the checks ran but none
-            could judge) or "–" (no verdict recorded).
+        verdict: ``"unreliable: <failed checks>"`` (our number may be inflated), ``"no sign of an
+            inflated number"`` (with ``"(k of n seeds checked)"`` when some seeds have no verdict),
+            ``"not judged"`` (the checks ran but none could judge) or "–" (no verdict recorded).
+        overstated: The findings that a naive number is above ours (never a verdict against ours).
+        versus: The paired comparisons of this group's headline with each baseline.
+        intervals: The group's 95% intervals (:func:`~robact_bench.leaderboard.stats.group_intervals`).
         footnote: The footnotes of the seeds (a distinct footnote per seed is prefixed with its seed).
         entries: The raw entries, in seed order.
 
@@ -324,14 +351,18 @@ class Row:
     reported: Stat
     autoattack: Stat
     robust: Stat
+    robust_all_right: Stat
     passes: str
     passes_key: float | None
     n_examples: str
     n_key: float | None
     unreliable: bool
     verdict: str
+    overstated: tuple[str, ...]
     footnote: str
     entries: tuple[dict[str, Any], ...]
+    versus: tuple[dict[str, Any], ...] = ()
+    intervals: dict[str, Any] | None = None
 
 
 def _distinct(values: Iterable[str]) -> list[str]:
@@ -356,8 +387,8 @@ def _verdict(seeds: Sequence[_Seed]) -> tuple[bool, str]:
     if checked == 0:
         return False, "not judged" if any(s.checked is False for s in seeds) else DASH
     if checked < len(seeds):
-        return False, f"no masking signs ({checked} of {len(seeds)} seeds checked)"
-    return False, "no masking signs"
+        return False, f"no sign of an inflated number ({checked} of {len(seeds)} seeds checked)"
+    return False, "no sign of an inflated number"
 
 
 def _footnote(seeds: Sequence[_Seed]) -> str:
@@ -371,8 +402,16 @@ def _seed_order(s: _Seed) -> tuple[bool, int, str]:
     return (s.seed is None, s.seed if s.seed is not None else 0, s.stem)
 
 
+def _evaluations(seeds: Sequence[_Seed]) -> dict[int, dict[str, Any]]:
+    """``{seed (or position): robact.evaluation}`` of the seeds that carry per-point data."""
+    return {(s.seed if s.seed is not None else -1 - i): s.evaluation for i, s in enumerate(seeds)
+            if isinstance(s.evaluation.get("points"), dict)}  # fmt: skip
+
+
 def _row(track: str, group: str, seeds: list[_Seed]) -> Row:
     """``seeds`` in seed order (:func:`_seed_order`)."""
+    from robact_bench.leaderboard.stats import group_intervals
+
     known = [s.seed for s in seeds if s.seed is not None]
     dup = sorted({k for k in known if known.count(k) > 1})
     if dup:
@@ -382,6 +421,12 @@ def _row(track: str, group: str, seeds: list[_Seed]) -> Row:
             stacklevel=3,
         )
     unreliable, verdict = _verdict(seeds)
+    evs = _evaluations(seeds)
+    iv = group_intervals(evs) if len(evs) == len(seeds) and evs else {}
+
+    def ci(what: str, rule: str = "expected") -> dict[str, Any] | None:
+        return (iv.get(what) or {}).get(rule)
+
     pkeys = [s.passes * max(1, s.eot or 1) for s in seeds if s.passes is not None]
     nkeys = [s.n_examples for s in seeds if s.n_examples is not None]
     return Row(
@@ -392,19 +437,39 @@ def _row(track: str, group: str, seeds: list[_Seed]) -> Row:
         baseline=any(s.baseline for s in seeds),
         stems=tuple(s.stem for s in seeds),
         seeds=tuple(s.seed for s in seeds),
-        clean=_stat(seeds, lambda s: s.clean),
+        clean=_stat(seeds, lambda s: s.clean, ci("clean")),
         reported=_stat(seeds, lambda s: s.reported),
-        autoattack=_stat(seeds, lambda s: s.autoattack),
-        robust=_stat(seeds, lambda s: s.robust),
+        autoattack=_stat(seeds, lambda s: s.autoattack, ci("autoattack")),
+        robust=_stat(seeds, lambda s: s.robust, ci("headline")),
+        robust_all_right=Stat(
+            tuple(100 * v for v in _all_right(seeds)), len(seeds), _pct_ci(ci("headline", "all_right"))
+        ),
         passes=" / ".join(_distinct(map(_passes_text, seeds))),
         passes_key=float(max(pkeys)) if pkeys else None,
         n_examples=" / ".join(_distinct(str(s.n_examples) if s.n_examples is not None else DASH for s in seeds)),
         n_key=float(min(nkeys)) if nkeys else None,
         unreliable=unreliable,
         verdict=verdict,
+        overstated=tuple(_distinct(n for s in seeds for n in s.overstated)),
         footnote=_footnote(seeds),
         entries=tuple(s.entry for s in seeds),
+        intervals=iv or None,
     )
+
+
+def _all_right(seeds: Sequence[_Seed]) -> list[float]:
+    out = []
+    for s in seeds:
+        v = s.evaluation.get("robust_acc_all_right")
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            out.append(float(v))
+    return out
+
+
+def _pct_ci(interval: dict[str, Any] | None) -> tuple[float, float] | None:
+    if not interval:
+        return None
+    return (100 * interval["ci95"][0], 100 * interval["ci95"][1])
 
 
 def _grouped(entries: Iterable[Entry]) -> dict[str, list[tuple[Row, list[_Seed]]]]:
@@ -416,10 +481,35 @@ def _grouped(entries: Iterable[Entry]) -> dict[str, list[tuple[Row, list[_Seed]]
     for (track, group), seeds in by_key.items():
         seeds.sort(key=_seed_order)
         out[track].append((_row(track, group, seeds), seeds))
+    versus = _versus(out)
     for track, rows in out.items():
         rows.sort(key=lambda rs: (rs[0].robust.mean is None, -(rs[0].robust.mean or 0.0), rs[0].group))
-        out[track] = [(replace(r, rank=i), s) for i, (r, s) in enumerate(rows, 1)]
+        out[track] = [(replace(r, rank=i, versus=versus.get((r.track, r.group), ())), s)
+                      for i, (r, s) in enumerate(rows, 1)]  # fmt: skip
     return out
+
+
+def _versus(grouped: dict[str, list[tuple[Row, list[_Seed]]]]) -> dict[tuple[str, str], tuple[dict[str, Any], ...]]:
+    """Every group's paired comparisons with the baselines (:func:`.stats.paired_vs_baselines`)."""
+    from robact_bench.leaderboard.stats import paired_vs_baselines
+
+    by_group: dict[str, dict[int, dict[str, Any]]] = {}
+    tracks: dict[str, str] = {}
+    baselines = []
+    for track, rows in grouped.items():
+        for row, seeds in rows:
+            evs = _evaluations(seeds)
+            if len(evs) != len(seeds) or row.group in by_group:
+                continue
+            by_group[row.group], tracks[row.group] = evs, track
+            if row.baseline:
+                baselines.append(row.group)
+    if not baselines:
+        return {}
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for cmp in paired_vs_baselines(by_group, sorted(baselines)):
+        out.setdefault((tracks[cmp["group"]], cmp["group"]), []).append(cmp)
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def build_rows(entries: Iterable[Entry]) -> dict[str, list[Row]]:
@@ -459,6 +549,35 @@ def _seeds_text(r: Row) -> str:
     return f"{n} ({', '.join(DASH if s is None else str(s) for s in r.seeds)})"
 
 
+def _short(group: str) -> str:
+    """A baseline's name without the architecture prefix (``LeNet5_ReLU_PGDAT`` -> ``ReLU_PGDAT``)."""
+    head, _, tail = group.partition("_")
+    return tail or head
+
+
+def _versus_text(r: Row) -> str:
+    parts = []
+    for c in r.versus:
+        if "skipped" in c:
+            parts.append(f"{_short(c['baseline'])}: not compared ({c['skipped']})")
+            continue
+        lo, hi = c["ci95"]
+        parts.append(f"{_short(c['baseline'])}: {c['verdict']} ({100 * c['difference']:+.1f} "
+                     f"[{100 * lo:+.1f}, {100 * hi:+.1f}], p {c['p_holm']:.2g})")  # fmt: skip
+    return "; ".join(parts) or DASH
+
+
+def _versus_key(r: Row) -> float | None:
+    diffs = [c["difference"] for c in r.versus if "difference" in c]
+    return min(diffs) if diffs else None
+
+
+def _overstated_text(r: Row) -> str:
+    return ", ".join(r.overstated) or DASH
+
+
+_VERDICT = "Our number inflated?"
+_ALL_RIGHT = "Robust, all passes right"
 _COLUMNS: tuple[_Column, ...] = (
     _Column("#", True, lambda r: str(r.rank), lambda r: r.rank, "num"),
     _Column("Model", False, lambda r: r.name, lambda r: r.name.lower(), "model"),
@@ -466,20 +585,34 @@ _COLUMNS: tuple[_Column, ...] = (
     _Column("Reported", True, lambda r: r.reported.text(), lambda r: r.reported.mean, "num"),
     _Column("AutoAttack", True, lambda r: r.autoattack.text(), lambda r: r.autoattack.mean, "num"),
     _Column("Robust (worst case / external)", True, lambda r: r.robust.text(), lambda r: r.robust.mean, "num"),
+    _Column(_ALL_RIGHT, True, lambda r: r.robust_all_right.text(), lambda r: r.robust_all_right.mean, "num"),
+    _Column("Against the baselines", False, _versus_text, _versus_key, "versus"),
     _Column("Forward passes x EOT", True, lambda r: r.passes, lambda r: r.passes_key, "num"),
     _Column("n", True, lambda r: r.n_examples, lambda r: r.n_key, "num"),
     _Column("Seeds", True, _seeds_text, lambda r: len(r.seeds), "num"),
-    _Column("Masking verdict", False, lambda r: r.verdict, lambda r: r.verdict.lower(), "verdict"),
+    _Column(_VERDICT, False, lambda r: r.verdict, lambda r: r.verdict.lower(), "verdict"),
+    _Column("Naive numbers overstate", False, _overstated_text, lambda r: _overstated_text(r).lower(), "overstated"),
     _Column("Footnote", False, lambda r: r.footnote, lambda r: r.footnote.lower(), "footnote"),
 )
+
+
+def _columns(track: str) -> tuple[_Column, ...]:
+    """The columns of one track's table: the all-passes-right column only where passes can differ."""
+    return tuple(c for c in _COLUMNS if track == "randomized" or c.title != _ALL_RIGHT)
 
 
 def _intro_lines(rows: dict[str, list[Row]]) -> list[str]:
     lines = [
         "Generated by `robact-bench` from the JSON files in this folder; do not edit by hand.",
-        "Accuracies in %. One row per model; for a model with several seeds, mean ± sample standard deviation "
-        "(n − 1) over the seeds. Ranked within each table by `external` where present, else `autoattack_acc` "
-        "(RobustBench's rule; for several seeds, the mean of that number). "
+        "Accuracies in %, expected accuracy (the mean over the R forward passes; one pass for a deterministic "
+        "model), mean over the seeds with its 95% interval [low, high] over points and seeds (docs/statistics.md; "
+        "mean ± sample standard deviation where an entry has no per-point data). Ranked within each table by "
+        "`external` where present, else `autoattack_acc` (RobustBench's rule; for several seeds, the mean of that "
+        "number). Robust is the worst case per point over every attack; on a random model the strongest image per "
+        "point, chosen on R selection passes and scored on R fresh ones, with the all-passes-right rule beside it. "
+        "Against the baselines: the paired test of the robust number (see Against the baselines below). "
+        "Our number inflated?: the checks that say our number may be too high (unreliable); Naive numbers overstate: "
+        "the findings that a naive evaluation (no EOT, no BPDA, AutoAttack alone) reports more than we do. "
         f"Deterministic and randomized models are ranked separately. {DASH} means not recorded.",
     ]
     threat = _distinct(
@@ -490,6 +623,18 @@ def _intro_lines(rows: dict[str, list[Row]]) -> list[str]:
     )
     if len(threat) == 1 and "None" not in threat[0]:
         lines.append(f"Threat model: {threat[0]}.")
+    code = _distinct(
+        f"robact_bench {env.get('versions', {}).get('robact_bench', '?')}, code {env['code_sha256']}"
+        for rs in rows.values()
+        for r in rs
+        for e in r.entries
+        if isinstance(env := (e.get("robact") or {}).get("environment"), dict) and env.get("code_sha256")
+    )
+    if code:
+        lines.append(
+            "Produced by " + "; ".join(code) + " (the SHA-256 of the package's source files that ran, "
+            "`robact_bench.fileio.code_fingerprint`)."
+        )
     return lines
 
 
@@ -511,7 +656,7 @@ def _md_code(text: str) -> str:
 def _md_cell(col: _Column, r: Row) -> str:
     if col.title == "Model":
         return f"{_md(r.name)} ({_md_code(r.group)})" + (" **[baseline]**" if r.baseline else "")
-    if col.title == "Masking verdict" and r.unreliable:
+    if col.title == _VERDICT and r.unreliable:
         return f"⚠ **{_md(r.verdict)}**"
     return _md(col.text(r))
 
@@ -549,9 +694,10 @@ def render_markdown(
         if not rows[track]:
             out += [f"No {track} models.", ""]
             continue
-        out.append("| " + " | ".join(c.title for c in _COLUMNS) + " |")
-        out.append("|" + "|".join("---:" if c.numeric else "---" for c in _COLUMNS) + "|")
-        out += ["| " + " | ".join(_md_cell(c, r) for c in _COLUMNS) + " |" for r in rows[track]]
+        cols = _columns(track)
+        out.append("| " + " | ".join(c.title for c in cols) + " |")
+        out.append("|" + "|".join("---:" if c.numeric else "---" for c in cols) + "|")
+        out += ["| " + " | ".join(_md_cell(c, r) for c in cols) + " |" for r in rows[track]]
         out.append("")
     shown = [p for p in PLOTS if p in plots]
     if shown:
@@ -666,7 +812,7 @@ def _html_cell(col: _Column, r: Row) -> str:
         if r.unreliable:
             badges += ' <span class="badge unreliable">unreliable</span>'
         return f'<td class="model"{key}>{_e(r.name)} <code>{_e(r.group)}</code>{badges}</td>'
-    if col.title == "Masking verdict":
+    if col.title == _VERDICT:
         cls = "verdict bad" if r.unreliable else ("verdict ok" if r.verdict != DASH else "verdict")
         mark = "⚠ " if r.unreliable else ""
         return f'<td class="{cls}"{key}>{mark}{_e(r.verdict)}</td>'
@@ -684,13 +830,13 @@ def _html_table(track: str, rows: list[Row]) -> list[str]:
     head = "".join(
         f'<th scope="col" data-type="{"num" if c.numeric else "text"}" '
         f'aria-sort="{"ascending" if i == 0 else "none"}"><button type="button">{_e(c.title)}</button></th>'
-        for i, c in enumerate(_COLUMNS)
+        for i, c in enumerate(_columns(track))
     )
     out += ["<thead>", f"<tr>{head}</tr>", "</thead>", "<tbody>"]
     for i, r in enumerate(rows):
         cls = " ".join(c for c, on in (("unreliable", r.unreliable), ("baseline", r.baseline)) if on)
         cls_attr = f' class="{cls}"' if cls else ""
-        cells = "".join(_html_cell(c, r) for c in _COLUMNS)
+        cells = "".join(_html_cell(c, r) for c in _columns(track))
         out.append(f'<tr data-model="{_e(r.group)}" data-index="{i}"{cls_attr}>{cells}</tr>')
     return [*out, "</tbody>", "</table>", "</section>"]
 
@@ -742,8 +888,8 @@ def render_html(
     out += [f'<p class="note">{_e(line).replace("`", "")}</p>' for line in _intro_lines(rows)]
     out.append(
         '<p class="note">Click a column header to sort by it; click again to reverse. Rows marked '
-        '<span class="badge unreliable">unreliable</span> show signs of gradient masking: their robust accuracy '
-        'is likely overestimated. <span class="badge baseline">baseline</span> marks the ReLU PGD-AT / TRADES '
+        '<span class="badge unreliable">unreliable</span> show signs that our own robust accuracy may still be '
+        'inflated (an attack failed). <span class="badge baseline">baseline</span> marks the ReLU PGD-AT / TRADES '
         "baselines.</p>"
     )
     for track in TRACKS:
@@ -807,7 +953,7 @@ def _per_attack(s: _Seed) -> dict[str, float]:
     return {
         str(name): 100.0 * float(rec["accuracy"])
         for name, rec in per.items()
-        if isinstance(rec, dict) and _finite(rec.get("accuracy"))
+        if isinstance(rec, dict) and _finite(rec.get("accuracy")) and rec.get("role", "headline") == "headline"
     }
 
 
@@ -815,13 +961,14 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) >= 2 else 0.0)
 
 
-_Series = tuple[Row, str, list[float], list[float], list[float]]
+_Series = tuple[Row, str, list[float], list[float], list[float], list[float]]
+"""(row, series name, x values, mean, band low, band high) of one line of a plot."""
 
 
 def _curves(
     groups: list[tuple[Row, list[_Seed]]], get: Callable[[_Seed], list[tuple[str, list[float], list[float]]]]
 ) -> list[_Series]:
-    """Per (group, series name): x values and the mean and std over the seeds at each x."""
+    """Per (group, series name): x values and the mean over the seeds at each x, band ± one std."""
     out: list[_Series] = []
     for row, seeds in groups:
         by_name: dict[str, dict[float, list[float]]] = {}
@@ -833,7 +980,33 @@ def _curves(
         for name, pts in by_name.items():
             xs = sorted(pts)
             ms = [_mean_std(pts[x]) for x in xs]
-            out.append((row, name, xs, [m for m, _ in ms], [d for _, d in ms]))
+            out.append((row, name, xs, [m for m, _ in ms], [m - d for m, d in ms], [m + d for m, d in ms]))
+    return out
+
+
+def _sweep_curves(groups: list[tuple[Row, list[_Seed]]], kind: str) -> list[_Series]:
+    """Sweeps with their 95% interval band (over points and seeds) where every seed has per-point counts."""
+    from robact_bench.leaderboard.inference import group_interval
+
+    out: list[_Series] = []
+    for row, seeds in groups:
+        per_seed = []
+        for s in seeds:
+            ev = s.evaluation
+            for sw in ev.get("sweeps") or []:
+                if isinstance(sw, dict) and sw.get("kind") == kind and "skipped" not in sw and sw.get("counts"):
+                    per_seed.append((str(sw.get("attack", "?")), sw["values"], sw["counts"], int(sw.get("passes", 1))))
+        if len(per_seed) != len(seeds) or len({(a, tuple(v)) for a, v, _, _ in per_seed}) != 1:
+            out += _curves([(row, seeds)], lambda s: _sweeps(s, kind))
+            continue
+        name, xs = per_seed[0][0], [float(v) for v in per_seed[0][1]]
+        mean, lo, hi = [], [], []
+        for j in range(len(xs)):
+            iv = group_interval([[c / p for c in counts[j]] for _, _, counts, p in per_seed])
+            mean.append(100 * iv["mean"])
+            lo.append(100 * iv["ci95"][0])
+            hi.append(100 * iv["ci95"][1])
+        out.append((row, name, xs, mean, lo, hi))
     return out
 
 
@@ -879,7 +1052,7 @@ def _line_plot(
     ax = fig.add_subplot()
     colors = dict(zip([r.group + "\0" + r.track for r in groups], _colors(len(groups)), strict=True))
     several = len({name for _, name, *_ in series}) > 1
-    for row, name, xs, mean, std in series:
+    for row, name, xs, mean, lo, hi in series:
         color = colors[row.group + "\0" + row.track]
         label = row.group + (f" · {name}" if several else "") + (" (randomized)" if row.track == "randomized" else "")
         ax.plot(
@@ -892,14 +1065,11 @@ def _line_plot(
             linewidth=1.6,
             label=label,
         )
-        if any(d > 0 for d in std):
-            ax.fill_between(
-                xs, [m - d for m, d in zip(mean, std, strict=True)], [m + d for m, d in zip(mean, std, strict=True)],
-                color=color, alpha=0.15, linewidth=0,
-            )  # fmt: skip
-    if logx and all(x > 0 for _, _, xs, _, _ in series for x in xs):
+        if any(h > low for low, h in zip(lo, hi, strict=True)):
+            ax.fill_between(xs, lo, hi, color=color, alpha=0.15, linewidth=0)
+    if logx and all(x > 0 for _, _, xs, *_ in series for x in xs):
         ax.set_xscale("log")
-        ticks = sorted({x for _, _, xs, _, _ in series for x in xs})
+        ticks = sorted({x for _, _, xs, *_ in series for x in xs})
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.minorticks_off()
     elif integer_x:
@@ -914,7 +1084,7 @@ def _line_plot(
 
 
 def _plot_eps(groups: list[tuple[Row, list[_Seed]]]) -> Figure | None:
-    series = _curves(groups, lambda s: _sweeps(s, "eps"))
+    series = _sweep_curves(groups, "eps")
     if not series:
         return None
     return _line_plot(
@@ -923,7 +1093,7 @@ def _plot_eps(groups: list[tuple[Row, list[_Seed]]]) -> Figure | None:
 
 
 def _plot_steps(groups: list[tuple[Row, list[_Seed]]]) -> Figure | None:
-    series = _curves(groups, lambda s: _sweeps(s, "steps"))
+    series = _sweep_curves(groups, "steps")
     if not series:
         return None
     return _line_plot(
@@ -961,14 +1131,21 @@ def _plot_per_attack(groups: list[tuple[Row, list[_Seed]]]) -> Figure | None:
     ax = fig.add_subplot()
     width = 0.8 / len(attacks)
     for j, (attack, color) in enumerate(zip(attacks, _colors(len(attacks)), strict=True)):
-        xs, hs, es = [], [], []
-        for i, (_, acc) in enumerate(data):
+        xs, hs, lo, hi = [], [], [], []
+        for i, (row, acc) in enumerate(data):
             if attack in acc:
+                iv = ((row.intervals or {}).get(attack) or {}).get("expected")
                 m, d = _mean_std(acc[attack])
+                if iv is not None and len(acc[attack]) == len(row.seeds):
+                    m, low, high = 100 * iv["mean"], 100 * iv["ci95"][0], 100 * iv["ci95"][1]
+                else:
+                    low, high = m - d, m + d
                 xs.append(i - 0.4 + (j + 0.5) * width)
                 hs.append(m)
-                es.append(d)
-        ax.bar(xs, hs, width=width, color=color, label=attack, yerr=es if any(es) else None, capsize=2)
+                lo.append(max(0.0, m - low))
+                hi.append(max(0.0, high - m))
+        err = [lo, hi] if any(lo) or any(hi) else None
+        ax.bar(xs, hs, width=width, color=color, label=attack, yerr=err, capsize=2)
     ax.set_xticks(range(len(data)), [r.group for r, _ in data], rotation=20, ha="right")
     ax.set_ylim(0, 100)
     ax.set_ylabel("robust accuracy (%)")

@@ -29,6 +29,10 @@ import numpy as np
 import scikit_posthocs
 from scipy import stats as sps
 
+from robact_bench.evaluation.stochastic import RULES
+from robact_bench.leaderboard.claims import audit
+from robact_bench.leaderboard.inference import decide, group_interval, holm, paired_comparison, rule_values
+
 __all__ = [
     "anova",
     "friedman_from_ranks",
@@ -399,7 +403,18 @@ def leaderboard_stats(entries: Sequence[Mapping[str, Any]], *, alpha: float = 0.
     for label, res in (("ANOVA", anova_out), ("Friedman", friedman_out)):
         if res["skipped"]:
             logger.info("leaderboard_stats: %s skipped: %s", label, res["skipped"])
-    return {"groups": groups_out, "anova_robust_acc": anova_out, "friedman": friedman_out}
+    for group in names:
+        groups_out[group]["intervals"] = group_intervals(by_group[group], alpha=alpha)
+    baselines = sorted({str(e["robact"]["group"]) for e in entries if e["robact"].get("baseline") is True})
+    return {
+        "groups": groups_out,
+        "anova_robust_acc": anova_out,
+        "friedman": friedman_out,
+        "alpha": alpha,
+        "baselines": baselines,
+        "paired": paired_vs_baselines(by_group, baselines, alpha=alpha),
+        "claims": audit(by_group, _meta(entries), alpha=alpha),
+    }
 
 
 def _leaderboard_friedman(
@@ -430,6 +445,116 @@ def _leaderboard_friedman(
                 rows.append([accs[g][s][cell] for g in names])
     out = friedman_nemenyi(np.array(rows), names, alpha=alpha, higher_is_better=True)
     return {"skipped": None, "blocks": {"seeds": seeds, "cells": cells}, **out}
+
+
+SCORED = ("clean", "headline", "autoattack")
+"""The accuracies with per-point data in every entry: clean, our headline, AutoAttack alone."""
+
+
+def _points_values(ev: Mapping[str, Any], what: str, rule: str) -> np.ndarray | None:
+    """Per-point values of ``what`` (clean, headline, autoattack or an attack name) under ``rule``."""
+    passes = int(ev.get("passes", 1))
+    points = ev.get("points") or {}
+    if what in SCORED:
+        counts = points.get(what)
+        flags = points.get(f"{what}_all_right")
+    else:
+        rec = (ev.get("per_attack") or {}).get(what) or {}
+        counts, flags = rec.get("counts"), None
+    if not counts:
+        return None
+    if rule == "all_right" and flags is not None:
+        return np.array([c == "1" for c in flags], dtype=float)
+    if rule == "all_right" and what == "clean":
+        return rule_values(counts, passes, rule)
+    return rule_values(counts, passes, rule)
+
+
+def group_intervals(evs: Mapping[int, Mapping[str, Any]], *, alpha: float = 0.05) -> dict[str, Any]:
+    """95% intervals of one group's accuracies over its seeds (:func:`inference.group_interval`).
+
+    Returns ``{what: {rule: {"mean", "ci95", "method", "seeds", "n"}}}`` for ``clean``,
+    ``headline``, ``autoattack`` and every attack every seed ran; a quantity without per-point
+    data in every seed is left out.
+    """
+    seeds = sorted(evs)
+    names = list(SCORED)
+    common = set.intersection(*(set(evs[s].get("per_attack") or {}) for s in seeds)) if seeds else set()
+    names += sorted(common)
+    out: dict[str, Any] = {}
+    for what in names:
+        per_rule = {}
+        for rule in RULES:
+            values = [_points_values(evs[s], what, rule) for s in seeds]
+            if any(v is None for v in values):
+                break
+            per_rule[rule] = group_interval(values, alpha=alpha)  # type: ignore[arg-type]
+        else:
+            out[what] = per_rule
+    return out
+
+
+def _comparable(a: Mapping[int, Mapping[str, Any]], b: Mapping[int, Mapping[str, Any]]) -> str | None:
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return "no seed in common"
+    for s in seeds:
+        ia, ib = (a[s].get("points") or {}).get("indices"), (b[s].get("points") or {}).get("indices")
+        if ia is None or ib is None:
+            return "per-point data missing"
+        if ia != ib:
+            return "not evaluated on the same points"
+    return None
+
+
+def paired_vs_baselines(by_group: Mapping[str, Mapping[int, Mapping[str, Any]]], baselines: Sequence[str], *,
+                        alpha: float = 0.05) -> list[dict[str, Any]]:  # fmt: skip
+    """Every group against every baseline on our headline (expected rule), on the same points and seeds.
+
+    Each comparison: :func:`inference.paired_comparison` (paired sign-flip test over the pooled seeds;
+    paired bootstrap interval of the difference group − baseline), Holm-adjusted over all the
+    comparisons of the board, then :func:`inference.decide` (better / worse / indistinguishable at
+    ``alpha``). A baseline is also compared with the baselines after it (each pair once).
+    """
+    out: list[dict[str, Any]] = []
+    for group in sorted(by_group):
+        for base in baselines:
+            if base == group or (group in baselines and baselines.index(base) < baselines.index(group)):
+                continue
+            row: dict[str, Any] = {"group": group, "baseline": base, "metric": "headline, expected rule"}
+            why = _comparable(by_group[group], by_group[base])
+            if why is None:
+                seeds = sorted(set(by_group[group]) & set(by_group[base]))
+                a = [_points_values(by_group[group][s], "headline", "expected") for s in seeds]
+                b = [_points_values(by_group[base][s], "headline", "expected") for s in seeds]
+                if any(v is None for v in a + b):
+                    why = "per-point data missing"
+                else:
+                    row.update(paired_comparison(a, b, alpha=alpha), seeds=seeds)  # type: ignore[arg-type]
+            if why is not None:
+                row["skipped"] = why
+            out.append(row)
+    tested = [r for r in out if "skipped" not in r]
+    for r, p in zip(tested, holm([r["p"] for r in tested], alpha), strict=True):
+        r["p_holm"] = p
+        r["verdict"] = decide(p, r["ci95"], alpha)
+    return out
+
+
+def _meta(entries: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per group: the setting the claim audit prints (architecture, data, eps, points, seeds, track)."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        rb = e.get("robact") or {}
+        g = str(rb.get("group", ""))
+        ev = rb.get("evaluation") or {}
+        m = out.setdefault(g, {"architecture": e.get("architecture"), "dataset": e.get("dataset"),
+                               "eps": f"{e.get('eps')} ({ev.get('threat_model', 'Linf')})", "n": ev.get("n_examples"),
+                               "track": rb.get("track"), "passes": ev.get("passes"), "eot_iter": ev.get("eot_iter"),
+                               "seeds": []})  # fmt: skip
+        if rb.get("seed") is not None:
+            m["seeds"] = sorted({*m["seeds"], int(rb["seed"])})
+    return out
 
 
 def _pm(summary: Mapping[str, Any] | None) -> str:
@@ -488,7 +613,7 @@ def stats_markdown(stats: Mapping[str, Any]) -> str:
     fr = stats["friedman"]
     if fr["skipped"]:
         lines.append(f"- Friedman test: skipped ({fr['skipped']}).")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + _inference_markdown(stats)
     blocks = fr["blocks"]
     lines.append(
         f"- Friedman test over N = {fr['n_blocks']} blocks ({len(blocks['seeds'])} seeds x "
@@ -508,6 +633,143 @@ def stats_markdown(stats: Mapping[str, Any]) -> str:
     )
     ranks = sorted(fr["average_ranks"].items(), key=lambda kv: kv[1])
     lines.append("- Average ranks (1 = best): " + ", ".join(f"{m} {r:.2f}" for m, r in ranks) + ".")
+    return "\n".join(lines) + "\n" + _inference_markdown(stats)
+
+
+def ci_text(iv: Mapping[str, Any] | None, digits: int = 1) -> str:
+    """``"82.0 [76.1, 87.0]"`` (in %) from an interval dict, "—" without one."""
+    if not iv:
+        return "—"
+    lo, hi = iv["ci95"]
+    return f"{100 * iv['mean']:.{digits}f} [{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]"
+
+
+def _diff_text(cmp: Mapping[str, Any]) -> str:
+    lo, hi = cmp["ci95"]
+    return f"{100 * cmp['difference']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def _inference_markdown(stats: Mapping[str, Any]) -> str:
+    lines: list[str] = []
+    groups = stats.get("groups", {})
+    rows = [(name, g) for name, g in groups.items() if g.get("intervals")]
+    if rows:
+        lines += [
+            "",
+            "## 95% intervals",
+            "",
+            "In %, over the points and, for several seeds, the seeds: one seed, Clopper–Pearson over its points; "
+            "several seeds, a bootstrap that resamples the seeds and then the points within each (10,000 "
+            "resamples; docs/statistics.md). Rules: expected (mean over the R passes, the ranking number), majority "
+            "(more than half of the passes right), all passes right. On a deterministic model the three coincide.",
+            "",
+            "| Group | Track | Clean, expected | Headline, expected | Headline, majority | "
+            "Headline, all passes right | AutoAttack alone, expected |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, g in rows:
+            iv = g["intervals"]
+            head, clean, aa = iv.get("headline", {}), iv.get("clean", {}), iv.get("autoattack", {})
+            lines.append(
+                f"| {name} | {g['track']} | {ci_text(clean.get('expected'))} | {ci_text(head.get('expected'))} | "
+                f"{ci_text(head.get('majority'))} | {ci_text(head.get('all_right'))} | {ci_text(aa.get('expected'))} |"
+            )
+    paired = stats.get("paired") or []
+    if paired:
+        tested = [r for r in paired if "skipped" not in r]
+        alpha = stats.get("alpha", 0.05)
+        lines += [
+            "",
+            "## Against the baselines",
+            "",
+            "Each model against each baseline (and each pair of baselines once) on the same points and seeds, on "
+            "the headline (expected rule): the difference in points (model − baseline) with its paired bootstrap "
+            "95% interval, the points where the model is better (+) and worse (−), and a paired sign-flip test of "
+            "the mean per-point difference over the pooled seeds (McNemar's exact test when both models are "
+            f"deterministic), Holm-adjusted over the {len(tested)} comparisons. Better / worse: adjusted "
+            f"p < {alpha:g} and the interval excludes 0; otherwise indistinguishable.",
+            "",
+            "| Model | Baseline | Difference (points) [95% CI] | + / − | p | p (Holm) | Verdict |",
+            "|---|---|---:|---:|---:|---:|---|",
+        ]
+        for r in paired:
+            if "skipped" in r:
+                lines.append(f"| {r['group']} | {r['baseline']} | — | — | — | — | not compared: {r['skipped']} |")
+                continue
+            lines.append(
+                f"| {r['group']} | {r['baseline']} | {_diff_text(r)} | {r['positive']} / {r['negative']} | "
+                f"{_p(r['p'])} | {_p(r['p_holm'])} | {r['verdict']} |"
+            )
+    claims = stats.get("claims") or []
+    if claims:
+        lines += ["", claims_markdown(claims, level=2).rstrip("\n")]
+    return ("\n".join(lines) + "\n") if lines else ""
+
+
+def _value(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1f}"
+
+
+def _cmp_cell(cmp: Mapping[str, Any] | None, metric: str) -> str:
+    if not cmp:
+        return "—"
+    if "skipped" in cmp:
+        return f"not compared: {cmp['skipped']}"
+    sign = -1 if metric == "error" else 1
+    lo, hi = (sign * 100 * v for v in cmp["ci95"])
+    lo, hi = min(lo, hi), max(lo, hi)
+    diff = sign * 100 * cmp["difference"]
+    names = cmp["subject_attack"] + ("" if cmp["reference_attack"] == cmp["subject_attack"] else
+                                     f" vs {cmp['reference_attack']}")  # fmt: skip
+    return (f"{_value(cmp['subject_value'])} vs {_value(cmp['reference_value'])} ({names}): {diff:+.1f} "
+            f"[{lo:+.1f}, {hi:+.1f}], p (Holm) {_p(cmp.get('p_holm'))}: {cmp.get('verdict', '—')}")  # fmt: skip
+
+
+def claims_markdown(claims: Sequence[Mapping[str, Any]], *, level: int = 2) -> str:
+    """The claim audit (:func:`robact_bench.leaderboard.claims.audit`) as Markdown, headings at ``level``."""
+    h = "#" * level
+    lines = [
+        f"{h} Claim audit",
+        "",
+        "Each seed paper's headline claim, tested on this board: the paper's number and setting, ours, and a "
+        "verdict from the paired test (sign-flip test of the mean per-point difference over the pooled seeds, "
+        "McNemar's exact test on two deterministic models; Holm-adjusted over the claim's comparisons; paired "
+        "bootstrap 95% interval of the difference). Supported: "
+        "every comparison significantly in the claimed direction (adjusted p < 0.05 and the interval excludes 0); "
+        "not supported: one significantly against it; inconclusive: neither. The verdict is the adaptive "
+        "evaluation's; the paper's protocol (its attacks as it ran them: no EOT on a random model) is shown beside it.",
+        "",
+    ]
+    for c in claims:
+        metric = "error (%)" if c.get("metric") == "error" else "accuracy (%)"
+        lines += [f"{h}# {c['name']}: {c['verdict']}", "", f"{c['claim']}. Source: {c['paper']}.", ""]
+        if c["verdict"] == "not tested":
+            lines += [f"- Not tested: {c['reason']}.", ""]
+            continue
+        ps, ours = c["paper_setting"], c.get("our_setting", {})
+        lines.append("- Paper's setting: " + "; ".join(f"{k}: {v}" for k, v in ps.items()) + ".")
+        lines.append(
+            f"- Ours ({c['subject_group']}): architecture: {ours.get('architecture')}; data: {ours.get('dataset')}; "
+            f"eps: {ours.get('eps')}; points: {ours.get('n')} per seed, seeds {ours.get('seeds')}; "
+            + ("random model: expected accuracy over " f"{ours.get('passes')} passes, EOT over {ours.get('eot_iter')} "
+               "samples for the adaptive attacks." if ours.get("track") == "randomized" else "deterministic model.")
+        )  # fmt: skip
+        if c.get("note"):
+            lines.append(f"- Choices: {c['note']}")
+        lines += [
+            f"- Verdict: {c['verdict']} under the adaptive evaluation; {c['verdict_paper_protocol']} under the "
+            "paper's protocol.",
+            "",
+            f"| Attack | Against | Paper, {metric}: model vs reference | Ours, paper's protocol | Ours, adaptive |",
+            "|---|---|---|---|---|",
+        ]
+        for r in c["comparisons"]:
+            paper = f"{_value(r.get('paper_subject'))} vs {_value(r.get('paper_reference'))}"
+            lines.append(
+                f"| {r['attack']} | {r['reference']} | {paper} | {_cmp_cell(r.get('paper'), c['metric'])} | "
+                f"{_cmp_cell(r.get('adaptive'), c['metric'])} |"
+            )
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -535,7 +797,9 @@ def stats_html(stats: Mapping[str, Any]) -> str:
                 rows.append(cells)
             continue
         flush(keep_items=line.startswith("- "))
-        if line.startswith("## "):
+        if line.startswith("### "):
+            parts.append(f"<h3>{html.escape(line[4:])}</h3>")
+        elif line.startswith("## "):
             parts.append(f"<h2>{html.escape(line[3:])}</h2>")
         elif line.startswith("- "):
             items.append(html.escape(line[2:]))
