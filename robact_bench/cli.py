@@ -131,6 +131,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if unknown:
                 raise CliError(f"--models: no model {', '.join(unknown)} on {dataset}; have {', '.join(known)}")
             entries = [e for e in entries if e.name in args.models]
+        if args.recheck:
+            from robact_bench.jobs import recheck_job
+
+            print(f"table: {recheck_job(entries, dataset=dataset, seeds=seeds, norm=eval_cfg.norm, out=out)}")
+            continue
         results, table = run_job(entries, dataset=dataset, seeds=seeds, eval_cfg=eval_cfg, out=out,
                                  progress=args.progress, quick=quick, n_train=1000 if quick else None,
                                  resume=args.resume)  # fmt: skip
@@ -473,6 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--suite", default="adaptive", help="evaluation suite (default: adaptive)")
     p_run.add_argument("--resume", action="store_true",
                        help="skip models whose entry already exists and is valid (finish a stopped job)")  # fmt: skip
+    p_run.add_argument("--recheck", action="store_true",
+                       help="recompute the checks from runs/*/eval.json and rewrite the board (no attack)")  # fmt: skip
     p_run.add_argument("--eps", type=parse_eps, default=0.1, help="Linf radius, e.g. 0.1 or 8/255 (default 0.1)")
     p_run.add_argument(
         "--n-examples", type=positive_int, default=None, help="test points per model (default 50; 8 with --quick)"

@@ -222,11 +222,53 @@ def run_entry(
         quick=quick,
     )
     atomic_write_json(run_dir / "eval.json", result.to_dict())
-    board = out / "leaderboards" / dataset / eval_cfg.norm
+    _export(entry, result, spec, out / "leaderboards" / dataset / eval_cfg.norm, file_name)
+    return result
+
+
+def _export(entry: Entry, result: EvalResult, spec: ModelSpec, board: Path, file_name: str) -> None:
     exported = to_robustbench(result, link=entry.link, venue=entry.venue, architecture=_arch_title(spec),
                               group=entry.name, baseline=entry.baseline)  # fmt: skip
     write_entry(exported, board, file_name)
-    return result
+
+
+def recheck_job(
+    entries: Sequence[Entry],
+    *,
+    dataset: str = "mnist5k",
+    seeds: Sequence[int] = (0, 1, 2),
+    norm: str = "Linf",
+    out: str | os.PathLike[str] = ".",
+) -> Path:
+    """Recompute every entry's checks from its saved result and rewrite the board; no training, no attack.
+
+    The checks (:mod:`robact_bench.evaluation.masking`) read only the ``EvalResult``, so after a
+    change to a check the board is brought up to date from ``runs/<dataset>/<model>_s<seed>/eval.json``
+    (written by :func:`run_entry`): the numbers stay those of the evaluation (its
+    ``environment.code_sha256`` says which code made them), the checks and the export are redone
+    (``robact.masking.code_sha256`` says which code judged them), then the folder is published.
+
+    Raises:
+        ValueError: a saved result is missing (one line naming it).
+
+    """
+    from robact_bench.evaluation.masking import masking_checks
+    from robact_bench.fileio import read_json
+    from robact_bench.leaderboard.publish import publish
+
+    out = Path(out)
+    board = out / "leaderboards" / dataset / norm
+    for entry in entries:
+        for seed in seeds:
+            file_name = entry_file_name(entry, seed)
+            path = out / "runs" / dataset / file_name / "eval.json"
+            if not path.is_file():
+                raise ValueError(f"{path}: no saved result to recheck (run `robact-bench run` for this model first)")
+            result = EvalResult.from_dict(read_json(path))
+            result = replace(result, masking=tuple(masking_checks(result)))
+            _export(entry, result, ModelSpec.from_dict(result.model), board, file_name)
+            log.info("rechecked %s", file_name)
+    return publish(board)[0]
 
 
 def _arch_title(spec: ModelSpec) -> str:

@@ -107,3 +107,15 @@ def test_run_quick_end_to_end(tmp_path):
         assert (board / "index.html").is_file()
     summary = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
     assert len(summary) == 16
+    # --recheck: the checks recomputed from the saved results, the numbers untouched
+    board = tmp_path / "leaderboards" / "digits" / "Linf"
+    before = {p.name: json.loads(p.read_text()) for p in board.glob("*.json")}
+    res = _cli("run", "--quick", "--recheck", "--dataset", "digits", "--out", str(tmp_path), "--no-progress")
+    assert res.returncode == 0, res.stderr
+    for name, old in before.items():
+        new = json.loads((board / name).read_text())
+        assert new["robact"]["evaluation"]["points"] == old["robact"]["evaluation"]["points"]
+        assert new["robact"]["masking"]["checks"] == old["robact"]["masking"]["checks"]
+    (tmp_path / "runs" / "digits" / "MLP2_ReLU_PGDAT_s0" / "eval.json").unlink()
+    res = _cli("run", "--quick", "--recheck", "--dataset", "digits", "--out", str(tmp_path), "--no-progress")
+    assert res.returncode == 2 and "no saved result to recheck" in res.stderr and len(res.stderr.splitlines()) == 1

@@ -144,8 +144,14 @@ def test_autoattack_components_keep_their_work_on_a_pgd_trained_brelu_lenet5():
             assert cumulative[rule]["value"] <= iv["ci95"][1], (name, rule, cumulative[rule]["value"], iv)
             if name != "square":
                 assert own[rule]["value"] <= iv["ci95"][1], (name, rule, own[rule]["value"], iv)
-    # what AutoAttack hands back is kept: the clean image is the kept image only where strictly stronger
-    assert sum(c == max(r.attack("apgd-ce").chosen) for c in r.attack("apgd-ce").chosen) < 0.05 * 200
+    # what the attack hands back is what is kept: its own images at most points, and the clean image only where
+    # it was strictly stronger on the selection passes, which needs a clean image that is itself not always right
+    for name in ("apgd-ce", "apgd-dlr", "apgd-t", "pgd20"):
+        a = r.attack(name)
+        assert a.chosen is not None and a.query_index is not None and a.select is not None
+        kept_clean = [i for i, c in enumerate(a.chosen) if c == a.query_index + 1]
+        assert all(a.select[i] < r.select_passes for i in kept_clean), name
+        assert len(kept_clean) < sum(c < a.query_index + 1 for c in a.chosen), name
     assert r.autoattack_acc is not None and r.autoattack_acc <= pgd["expected"]["ci95"][1]
 
 

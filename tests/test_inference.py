@@ -110,6 +110,10 @@ def test_on_fractional_values_the_paired_test_weighs_the_size_of_each_difference
     assert "permutation" in got["method"]
 
 
+def test_a_single_non_zero_difference_tests_nothing():
+    assert paired_comparison([[0.0, 0.3, 0.0]], [[0.0, 0.0, 0.0]])["p"] == 1.0
+
+
 def test_holm_and_the_verdict_rule():
     p = [0.01, 0.04, 0.03, 0.2]
     assert holm(p) == pytest.approx(list(multipletests(p, method="holm")[1]))

@@ -97,6 +97,40 @@ def test_an_overstated_naive_number_alone_never_makes_an_entry_unreliable():
         "footnote"]
 
 
+@pytest.mark.parametrize("gap", [1, 2])
+def test_autoattack_alone_and_the_paper_protocol_overstating_are_findings_of_kind_a(gap):
+    base = [1] * 40 + [0] * 10
+    pgd = base.copy()
+    for i in range(gap):
+        pgd[i] = 0  # PGD-20 breaks `gap` points AutoAttack and the reported protocol did not
+    r = result([attack("apgd-ce", base, attack_name="apgd-ce", steps=None, backend="pyautoattack"),
+                attack("pgd7_reported", base, steps=7, reported=True), attack("pgd20", pgd)],
+               n=50, autoattack=["apgd-ce"])  # fmt: skip
+    c = checks(r)
+    for name in ("autoattack_overstates", "paper_protocol_overstates"):
+        assert c[name]["kind"] == "overstated"
+        assert c[name]["passed"] is (gap < 2), (name, c[name]["detail"])
+    assert masking_verdict(r.masking)["unreliable"] is False
+
+
+def _steps_sweep(lo: int, hi: int, n: int = 50) -> dict:
+    counts = [[1] * lo + [0] * (n - lo), [1] * hi + [0] * (n - hi)]
+    return {"kind": "steps", "attack": "pgd", "values": [1, 50], "accuracy": [lo / n, hi / n], "counts": counts,
+            "passes": 1}  # fmt: skip
+
+
+@pytest.mark.parametrize(("lo", "hi", "head", "fires"), [
+    (48, 47, 46, False),  # falls by one point, but ends within two points of the headline: nothing left to fall
+    (48, 47, 40, True),  # falls by one point and stays seven points above what other attacks reach
+    (48, 46, 40, False),  # falls by two points
+])  # fmt: skip
+def test_accuracy_not_falling_with_steps_needs_room_to_fall(lo, hi, head, fires):
+    r = result([attack("apgd-ce", [1] * head + [0] * (50 - head), attack_name="apgd-ce", steps=None,
+                       backend="pyautoattack")], n=50, sweeps=[_steps_sweep(lo, hi)])  # fmt: skip
+    assert checks(r)["accuracy_not_falling_with_steps"]["passed"] is (not fires), checks(r)[
+        "accuracy_not_falling_with_steps"]["detail"]
+
+
 def _rand(fgsm_scoring: list[int], fgsm_confirm: list[int]) -> EvalResult:
     n = 50
     multi = [10] * n

@@ -300,8 +300,8 @@ def _large_eps(result: EvalResult) -> tuple[bool | None, Any, str]:
 @_check(
     "accuracy_not_falling_with_steps",
     "inflated",
-    "more iterations of the same attack do not lower accuracy: the iterations make no progress, "
-    "as when the gradient is zero, random or misleading",
+    "more iterations of the same attack do not lower accuracy though other attacks reach lower: the "
+    "iterations make no progress, as when the gradient is zero, random or misleading",
 )
 def _steps_check(result: EvalResult) -> tuple[bool | None, Any, str]:
     sweeps = [s for s in result.sweeps if s.get("kind") == "steps" and len(s.get("values", [])) >= 2]
@@ -316,7 +316,12 @@ def _steps_check(result: EvalResult) -> tuple[bool | None, Any, str]:
     if 20 * r_lo <= result.n_examples * passes:
         return True, a_lo - a_hi, detail + " (nothing left to fall)"
     k = min_points(result.n_examples)
-    return r_lo - r_hi >= k * passes, a_lo - a_hi, detail + f" (a sign unless it falls by {k} points)"
+    above = r_hi - sum(result.robust_counts) if result.robust_counts is not None and sw.get("counts") else None
+    if above is not None and above < k * passes:  # the longest run already reaches what our strongest attacks reach
+        return True, a_lo - a_hi, detail + f", within {k} points of our headline {_pct(result.robust_acc or 0.0)}"
+    return r_lo - r_hi >= k * passes, a_lo - a_hi, detail + (
+        f" (a sign unless it falls by {k} points, or ends within {k} points of our headline)"
+    )
 
 
 @_check(

@@ -18,7 +18,7 @@ from typing import Any
 from robact_bench.evaluation.masking import masking_verdict
 from robact_bench.evaluation.result import EvalResult
 from robact_bench.evaluation.stochastic import RULE_DOC
-from robact_bench.fileio import atomic_write_json, to_jsonable
+from robact_bench.fileio import atomic_write_json, code_fingerprint, to_jsonable
 from robact_bench.leaderboard.inference import rule_intervals
 
 SCHEMA_ID = "robact_bench.entry/3"
@@ -334,6 +334,7 @@ def to_robustbench(
         "masking": {
             **(verdict or {"unreliable": None, "failed": [], "overstated": [], "not_judged": []}),
             "checks": list(result.masking),
+            "code_sha256": code_fingerprint(),
         },
         "diagnostics": list(result.diagnostics),
         "environment": result.environment,

@@ -248,6 +248,8 @@ def sign_flip_p(d: Sequence[float]) -> float:
     nz = d[d != 0]
     if nz.size == 0:
         return 1.0
+    if nz.size == 1:  # two equally extreme flips: nothing to test
+        return 1.0
     if np.isin(nz, (-1.0, 1.0)).all():
         pos = int((nz > 0).sum())
         return float(sps.binomtest(pos, nz.size, 0.5, alternative="two-sided").pvalue)
