@@ -389,7 +389,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     from robact_bench.models import ModelSpec
-    from robact_bench.models.convert import convert_state_dict
+    from robact_bench.models.convert import convert_state_dict, parse_normalization
 
     kwargs: dict[str, dict[str, Any]] = {}
     for flag, text in (("--arch-kwargs", args.arch_kwargs), ("--act-kwargs", args.act_kwargs)):
@@ -413,8 +413,15 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     spec = ModelSpec(arch=args.arch, act=args.act, act_kwargs=kwargs["--act-kwargs"], arch_kwargs=arch_kwargs,
                      num_classes=num_classes if num_classes is not None else 10, drelu_head=args.drelu_head,
                      rbf_output=args.rbf_output)  # fmt: skip
-    res = convert_state_dict(args.state_dict, args.out, spec, dataset=dataset, name=args.name,
-                             overwrite=args.overwrite)  # fmt: skip
+    normalization = parse_normalization(args.normalization)
+    rename = []
+    for text in args.rename:
+        theirs, sep, ours = text.partition("=")
+        if not sep or not theirs or not ours or "." in theirs or "." in ours:
+            raise CliError(f"--rename {text!r}: give THEIRS=OURS, one dotted name component each (shortcut=downsample)")
+        rename.append((theirs, ours))
+    res = convert_state_dict(args.state_dict, args.out, spec, normalization=normalization, dataset=dataset,
+                             name=args.name, layout=args.layout, rename=rename, overwrite=args.overwrite)  # fmt: skip
     print(json.dumps({"model": spec.describe(), "tensors": res.n_tensors, "source_sha256": res.source_sha256,
                       "stripped_prefix": res.stripped_prefix, "dataset": dataset}))  # fmt: skip
     print(f"written: {res.weights} and {res.metadata_path}")
@@ -618,7 +625,9 @@ def build_parser() -> argparse.ArgumentParser:
             "torch.load(weights_only=True): only tensors, numbers, strings and containers are accepted and no "
             "code in the file is run; anything else is refused and nothing is written. The architecture comes "
             "from our registry (--arch, --act), never from the file; every tensor's name, shape and dtype must "
-            "fit it. The metadata records the source file's name and SHA-256. Then: "
+            "fit it. The input normalization is never read from the file either: state it (--normalization none "
+            "for a model that takes raw [0, 1] images). Parameter names of another layout are translated with "
+            "--layout or --rename. The metadata records the source file's name and SHA-256. Then: "
             "robact-bench eval --checkpoint DIR."
         ),
     )
@@ -637,6 +646,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the model has a D-ReLU head of width N before its output layer")  # fmt: skip
     p_conv.add_argument("--rbf-output", action=argparse.BooleanOptionalAction, default=False,
                         help="the model ends with the 1-D RBF output layer (default: no)")  # fmt: skip
+    p_conv.add_argument("--normalization", required=True, metavar="none|MEANS/STDS",
+                        help="the model's input normalization, never read from the file: 'none' (it takes raw "
+                             "[0, 1] images) or per-channel means/stds, e.g. 0.4914,0.4822,0.4465/0.247,0.243,0.261")
+    p_conv.add_argument("--layout", default=None, metavar="NAME",
+                        help="translate another code base's parameter names to ours: kuangliu (pytorch-cifar "
+                             "ResNets and pyautoattack's example: shortcut -> downsample, linear -> fc)")  # fmt: skip
+    p_conv.add_argument("--rename", action="append", default=[], metavar="THEIRS=OURS",
+                        help="rename one dotted name component in every key (repeatable; after --layout)")  # fmt: skip
     p_conv.add_argument("--name", default=None, help="model name recorded in the metadata (default: DIR's name)")
     p_conv.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in DIR")
     p_conv.set_defaults(func=_cmd_convert)

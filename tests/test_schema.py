@@ -200,3 +200,17 @@ def test_cli_validate_missing_path_is_a_one_line_error(tmp_path, capsys):
     assert main(["leaderboard", "validate", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such file or directory" in err[0]
+
+
+def test_cli_validate_a_folder_without_entries_is_an_error(tmp_path, capsys):
+    """Checking nothing must not read as "all valid": an empty folder (or one with no .json) exits 2."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "README.md").write_text("# no entries here\n")
+    for folder in ("empty", "notes"):
+        assert main(["leaderboard", "validate", str(tmp_path / folder)]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert err == [
+            f"robact-bench: error: {tmp_path / folder}: a folder with no .json files "
+            "(give leaderboard JSON files or folders holding them)"
+        ]

@@ -21,7 +21,9 @@ from robact_bench.models.checkpoint import load_checkpoint, save_checkpoint
 from robact_bench.models.convert import convert_state_dict, extract_state_dict, load_tensors_only
 
 SPEC = ModelSpec("mlp2", "relu", arch_kwargs={"img_size": 8, "hidden": [16, 16]})  # digits-sized
-CONVERT_ARGS = ["--arch", "mlp2", "--dataset", "digits", "--arch-kwargs", '{"hidden": [16, 16]}']
+# the MLP's own normalization (the registry's MNIST default), stated as `convert` requires
+CONVERT_ARGS = ["--arch", "mlp2", "--dataset", "digits", "--arch-kwargs", '{"hidden": [16, 16]}',
+                "--normalization", "0.1307/0.3081"]  # fmt: skip
 
 
 class _Planted:
@@ -220,7 +222,8 @@ def test_convert_round_trips_exactly_and_records_the_source(wrap, tmp_path, caps
     }
     assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.safetensors"]
     loaded, spec, meta = load_checkpoint(out / "model.json")
-    assert spec == ModelSpec("mlp2", "relu", arch_kwargs={"in_chans": 1, "img_size": 8, "hidden": [16, 16]})
+    assert spec == ModelSpec("mlp2", "relu", arch_kwargs={"in_chans": 1, "img_size": 8, "hidden": [16, 16],
+                                                          "mean": [0.1307], "std": [0.3081]})  # fmt: skip
     x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     assert torch.equal(loaded(x), module(x))
     for k, v in module.state_dict().items():
@@ -320,7 +323,7 @@ def test_convert_bad_state_dicts_are_one_line_errors_and_write_nothing(change, m
 )
 def test_convert_bad_flags_are_one_line_errors(args, message, tmp_path, capsys):
     _, path = _module_and_file(tmp_path, "plain")
-    assert main(["convert", str(path), "--out", str(tmp_path / "conv"), *args]) == 2
+    assert main(["convert", str(path), "--out", str(tmp_path / "conv"), "--normalization", "none", *args]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("robact-bench: error: ") and message in lines[0], lines
     assert not (tmp_path / "conv").exists()
@@ -334,7 +337,8 @@ def test_convert_missing_source_an_out_that_is_a_file_and_the_help(tmp_path, cap
         f"robact-bench: error: {tmp_path / 'taken'}: not a folder (give a folder for model.safetensors + model.json)\n"
     )
     assert (tmp_path / "taken").read_text() == "x"
-    assert main(["convert", str(tmp_path / "absent.pt"), "--arch", "mlp2", "--out", str(tmp_path / "c")]) == 2
+    assert main(["convert", str(tmp_path / "absent.pt"), "--arch", "mlp2", "--normalization", "none",
+                 "--out", str(tmp_path / "c")]) == 2  # fmt: skip
     assert (
         capsys.readouterr().err
         == f"robact-bench: error: {tmp_path / 'absent.pt'}: no such file (give a .pt/.pth state dict)\n"
@@ -359,7 +363,7 @@ def test_extract_state_dict_library_contract():
 def test_convert_state_dict_library_call(tmp_path):
     module, path = _module_and_file(tmp_path, "plain")
     spec = ModelSpec("mlp2", "relu", arch_kwargs={"img_size": 8, "hidden": [16, 16]})
-    res = convert_state_dict(path, tmp_path / "lib", spec)
+    res = convert_state_dict(path, tmp_path / "lib", spec, normalization=((0.1307,), (0.3081,)))
     assert res.weights == tmp_path / "lib" / "model.safetensors" and res.n_tensors == 8
     assert res.metadata_path == tmp_path / "lib" / "model.json" and res.stripped_prefix is None
     loaded, _, meta = load_checkpoint(res.weights)

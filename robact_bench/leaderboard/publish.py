@@ -45,9 +45,7 @@ def publish(directory: str | os.PathLike[str], *, title: str = "") -> list[Path]
     from robact_bench.leaderboard.stats import leaderboard_stats, stats_html, stats_markdown
 
     directory = Path(directory)
-    report = validate_paths([directory])
-    if not report.files:
-        raise ValueError(f"{directory}: no leaderboard entries (*.json) to render")
+    report = validate_paths([directory])  # raises on a folder without entries
     if not report.ok:
         n = len(report.errors)
         raise ValueError(f"{report.errors[0]} ({n} problems in all; see `robact-bench leaderboard validate`)")

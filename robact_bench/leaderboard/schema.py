@@ -112,7 +112,12 @@ def _json_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*.json") if q.is_file()))
+            found = sorted(q for q in p.rglob("*.json") if q.is_file())
+            if not found:  # checking nothing must not read as "all valid"
+                raise ValueError(
+                    f"{p}: a folder with no .json files (give leaderboard JSON files or folders holding them)"
+                )
+            out.extend(found)
         elif p.is_file():
             out.append(p)
         else:
@@ -126,7 +131,7 @@ def validate_paths(paths: Iterable[str | os.PathLike[str]]) -> ValidationReport:
     Every problem of an existing file, whatever its bytes, is reported as a line (never raised).
 
     Raises:
-        ValueError: a path does not exist.
+        ValueError: a path does not exist, or is a folder without a ``.json`` file.
 
     """
     report = ValidationReport(files=_json_files(paths))

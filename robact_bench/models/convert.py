@@ -7,16 +7,29 @@ file runs), takes the tensors, builds the architecture from our registry by name
 file), checks that names, shapes and dtypes fit (:func:`~robact_bench.models.checkpoint.check_state_dict`,
 the same checks :func:`~robact_bench.models.checkpoint.load_checkpoint` makes) and writes
 ``<out>/model.safetensors`` + ``<out>/model.json``. From then on only safetensors is read.
+
+Two things a file made outside robact_bench never says, so the caller states them:
+
+* **the input normalization** (``normalization``): every registered architecture takes images
+  in [0, 1] and normalizes them in its first layer, whose ``mean``/``std`` are never read from
+  the file. ``"none"`` is a model that takes raw [0, 1] images (pyautoattack's example ResNet-18,
+  most RobustBench models); a ``(mean, std)`` pair is one trained on normalized images. A
+  file that holds our own normalization buffers must agree with the stated values.
+* **the parameter names** where its layout differs from ours (``rename``, or a named ``layout``:
+  ``kuangliu`` for the common CIFAR ResNet-18 layout of kuangliu's pytorch-cifar, also
+  pyautoattack's ``examples/model_test.pt``, which names its shortcut ``shortcut`` and its head
+  ``linear`` where ours, torchvision's, says ``downsample`` and ``fc``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +38,27 @@ import torch
 
 from robact_bench.models import ModelSpec
 from robact_bench.models.checkpoint import check_state_dict, checkpoint_paths, save_checkpoint
+from robact_bench.models.layers import Normalize
 
-__all__ = ["ConvertedCheckpoint", "convert_state_dict", "extract_state_dict", "load_tensors_only"]
+__all__ = [
+    "LAYOUTS",
+    "ConvertedCheckpoint",
+    "Normalization",
+    "convert_state_dict",
+    "extract_state_dict",
+    "load_tensors_only",
+    "parse_normalization",
+    "rename_keys",
+]
+
+#: A model's input normalization: ``"none"`` (raw [0, 1] input) or ``(mean, std)`` per channel.
+Normalization = str | tuple[Sequence[float], Sequence[float]]
+
+#: Named parameter layouts of other code bases: (their name, ours) for whole dotted components.
+LAYOUTS: dict[str, tuple[tuple[str, str], ...]] = {
+    # kuangliu/pytorch-cifar ResNet (and pyautoattack's example model): BasicBlock.shortcut, ResNet.linear
+    "kuangliu": (("shortcut", "downsample"), ("linear", "fc")),
+}
 
 DDP_PREFIX = "module."
 _NESTED_KEYS = ("state_dict", "model")
@@ -121,6 +153,63 @@ def extract_state_dict(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], 
     return tensors, None
 
 
+def parse_normalization(text: str) -> Normalization:
+    """``"none"`` or ``"M1,M2,.../S1,S2,..."`` (means, a slash, stds) as a :data:`Normalization`.
+
+    Raises:
+        ValueError: one line saying what is allowed.
+
+    """
+    allowed = "give 'none' (the model takes raw [0, 1] images) or MEANS/STDS such as 0.49,0.48,0.45/0.25,0.24,0.26"
+    if text.strip().lower() == "none":
+        return "none"
+    parts = text.split("/")
+    try:
+        mean, std = ([float(v) for v in part.split(",")] for part in parts) if len(parts) == 2 else (None, None)
+    except ValueError:
+        mean, std = None, None
+    if mean is None or std is None or len(mean) != len(std):
+        raise ValueError(f"--normalization {text!r}: {allowed}")
+    if not all(math.isfinite(v) for v in (*mean, *std)) or any(v <= 0 for v in std):
+        raise ValueError(f"--normalization {text!r}: means must be finite and stds finite and > 0")
+    return (tuple(mean), tuple(std))
+
+
+def _normalization_kwargs(normalization: Normalization, in_chans: int) -> dict[str, list[float]]:
+    if isinstance(normalization, str):
+        if normalization != "none":
+            raise ValueError(f"normalization {normalization!r}: give 'none' or a (mean, std) pair")
+        return {"mean": [0.0] * in_chans, "std": [1.0] * in_chans}
+    mean, std = normalization
+    return {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+
+
+def rename_keys(tensors: Mapping[str, torch.Tensor], pairs: Sequence[tuple[str, str]],
+                source: str) -> tuple[dict[str, torch.Tensor], int]:  # fmt: skip
+    """Rename whole dotted components of every key.
+
+    ``("shortcut", "downsample")`` turns ``layer1.0.shortcut.0.weight`` into
+    ``layer1.0.downsample.0.weight``.
+
+    Returns:
+        ``(renamed tensors, number of keys changed)``.
+
+    Raises:
+        ValueError: two keys end up with one name.
+
+    """
+    table = dict(pairs)
+    out: dict[str, torch.Tensor] = {}
+    changed = 0
+    for key, value in tensors.items():
+        new = ".".join(table.get(part, part) for part in key.split("."))
+        if new in out:
+            raise ValueError(f"{source}: renaming gives two tensors the name {new!r}; check the layout or --rename")
+        changed += new != key
+        out[new] = value
+    return out, changed
+
+
 @dataclass(frozen=True)
 class ConvertedCheckpoint:
     """What :func:`convert_state_dict` wrote.
@@ -148,8 +237,11 @@ def convert_state_dict(
     out: str | os.PathLike[str],
     spec: ModelSpec,
     *,
+    normalization: Normalization,
     dataset: str | None = None,
     name: str | None = None,
+    layout: str | None = None,
+    rename: Sequence[tuple[str, str]] = (),
     overwrite: bool = False,
 ) -> ConvertedCheckpoint:
     """Convert a PyTorch state dict file into our checkpoint format (safetensors + JSON).
@@ -162,9 +254,14 @@ def convert_state_dict(
         source: The ``.pt`` / ``.pth`` file: a dict of tensors, or one under ``"state_dict"`` /
             ``"model"``; a ``module.`` prefix is removed.
         out: Folder for ``model.safetensors`` + ``model.json``.
-        spec: The architecture and activation the tensors belong to.
+        spec: The architecture and activation the tensors belong to; its ``mean``/``std``
+            architecture arguments are replaced by ``normalization``.
+        normalization: The model's input normalization, never read from the file: ``"none"``
+            (it takes raw [0, 1] images) or ``(mean, std)`` per input channel.
         dataset: Dataset the model was trained on, recorded so ``robact-bench eval`` finds it.
         name: Model name recorded in the metadata (default: the name of ``out``).
+        layout: A named layout of :data:`LAYOUTS` whose parameter names are translated to ours.
+        rename: Further ``(their component, ours)`` renames, applied after ``layout``.
         overwrite: Replace a checkpoint already in ``out``.
 
     Returns:
@@ -178,7 +275,8 @@ def convert_state_dict(
 
     Example:
         >>> spec = ModelSpec("lenet5", "relu")
-        >>> convert_state_dict("lenet5_mnist.pt", "runs/converted/lenet5", spec, dataset="mnist5k")
+        >>> convert_state_dict("lenet5_mnist.pt", "runs/converted/lenet5", spec, normalization="none",
+        ...                    dataset="mnist5k")
 
     """
     src = Path(source)
@@ -193,9 +291,19 @@ def convert_state_dict(
         data = src.read_bytes()  # read once: the hash is that of the bytes converted
     except OSError as exc:
         raise ValueError(f"{src}: cannot read ({exc.strerror or exc})") from None
+    if layout is not None and layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; known: {', '.join(sorted(LAYOUTS))}")
+    in_chans = next(int(m.mean.numel()) for m in spec.build().modules() if isinstance(m, Normalize))
+    spec = _with_normalization(spec, _normalization_kwargs(normalization, in_chans))
     tensors, prefix = extract_state_dict(load_tensors_only(src, data), str(src))
+    pairs = (*(LAYOUTS[layout] if layout is not None else ()), *rename)
+    tensors, renamed = rename_keys(tensors, pairs, str(src))
     model = spec.build()
-    check_state_dict(tensors, model, spec, source=str(src))
+    tensors = _stated_normalization(tensors, model, str(src))
+    try:
+        check_state_dict(tensors, model, spec, source=str(src))
+    except ValueError as exc:
+        raise ValueError(f"{exc}{_layout_hint(tensors, model)}") from None
     model.load_state_dict(tensors, strict=True)
     model.eval()
     sha = hashlib.sha256(data).hexdigest()
@@ -210,8 +318,53 @@ def convert_state_dict(
             "source_bytes": len(data),
             "stripped_prefix": prefix,
             "n_tensors": len(tensors),
+            "normalization": normalization if isinstance(normalization, str) else
+            _normalization_kwargs(normalization, in_chans),
+            "layout": layout,
+            "renamed": [list(p) for p in pairs],
+            "renamed_tensors": renamed,
         },
         "training": training,
     }
     save_checkpoint(weights, model, spec, metadata)
     return ConvertedCheckpoint(weights, meta_path, spec, len(tensors), sha, prefix)
+
+
+def _with_normalization(spec: ModelSpec, norm: dict[str, list[float]]) -> ModelSpec:
+    from dataclasses import replace
+
+    return replace(spec, arch_kwargs={**spec.arch_kwargs, **norm})
+
+
+def _stated_normalization(tensors: dict[str, torch.Tensor], model: torch.nn.Module,
+                          source: str) -> dict[str, torch.Tensor]:  # fmt: skip
+    """The file's tensors with the model's :class:`Normalize` buffers set to the stated values.
+
+    A file from elsewhere has no such buffers; one of ours has them, and they must then agree with
+    the stated normalization (a mismatch is an error, never silently one or the other).
+    """
+    out = dict(tensors)
+    for prefix, module in model.named_modules():
+        if not isinstance(module, Normalize):
+            continue
+        for buf in ("mean", "std"):
+            key = f"{prefix}.{buf}" if prefix else buf
+            stated = getattr(module, buf)
+            found = out.get(key)
+            if found is not None and (found.shape != stated.shape or not torch.allclose(found.float(), stated)):
+                raise ValueError(
+                    f"{source}: the file's {key} {found.flatten().tolist()} differs from the stated normalization "
+                    f"{stated.flatten().tolist()}; state the model's own (--normalization)"
+                )
+            out[key] = stated.clone()
+    return out
+
+
+def _layout_hint(tensors: Mapping[str, torch.Tensor], model: torch.nn.Module) -> str:
+    """``"; the names look like ...: try --layout X"`` when a known layout explains the misfit."""
+    ours = set(model.state_dict())
+    for name, pairs in LAYOUTS.items():
+        renamed, changed = rename_keys(tensors, pairs, "")
+        if changed and set(renamed) == ours:
+            return f"; the names are those of the {name} layout: convert with --layout {name}"
+    return ""
