@@ -35,4 +35,6 @@ def test_main_job_reproduces_the_committed_numbers(tmp_path):
         old_ev, new_ev = old["robact"]["evaluation"], new["robact"]["evaluation"]
         for attack, rec in old_ev["per_attack"].items():
             assert new_ev["per_attack"][attack]["accuracy"] == rec["accuracy"], (name, attack)
-        assert old["robact"]["masking"] == new["robact"]["masking"], name
+        # the verdicts are the same; code_sha256 names the code that judged them, so it changes with any code change
+        verdict = {k: v for k, v in old["robact"]["masking"].items() if k != "code_sha256"}
+        assert verdict == {k: v for k, v in new["robact"]["masking"].items() if k != "code_sha256"}, name
