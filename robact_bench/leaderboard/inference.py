@@ -246,9 +246,7 @@ def sign_flip_p(d: Sequence[float]) -> float:
     """
     d = np.asarray(d, dtype=float)
     nz = d[d != 0]
-    if nz.size == 0:
-        return 1.0
-    if nz.size == 1:  # two equally extreme flips: nothing to test
+    if nz.size <= 1:  # no difference, or one whose two flips are equally extreme: nothing to test
         return 1.0
     if np.isin(nz, (-1.0, 1.0)).all():
         pos = int((nz > 0).sum())

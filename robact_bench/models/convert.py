@@ -180,8 +180,10 @@ def _normalization_kwargs(normalization: Normalization, in_chans: int) -> dict[s
         if normalization != "none":
             raise ValueError(f"normalization {normalization!r}: give 'none' or a (mean, std) pair")
         return {"mean": [0.0] * in_chans, "std": [1.0] * in_chans}
-    mean, std = normalization
-    return {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+    mean, std = ([float(v) for v in values] for values in normalization)
+    if len(mean) != len(std) or not all(math.isfinite(v) for v in (*mean, *std)) or any(v <= 0 for v in std):
+        raise ValueError(f"normalization {normalization!r}: one finite mean and one finite std > 0 per channel")
+    return {"mean": mean, "std": std}
 
 
 def rename_keys(tensors: Mapping[str, torch.Tensor], pairs: Sequence[tuple[str, str]],
@@ -293,12 +295,19 @@ def convert_state_dict(
         raise ValueError(f"{src}: cannot read ({exc.strerror or exc})") from None
     if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; known: {', '.join(sorted(LAYOUTS))}")
-    in_chans = next(int(m.mean.numel()) for m in spec.build().modules() if isinstance(m, Normalize))
-    spec = _with_normalization(spec, _normalization_kwargs(normalization, in_chans))
+    model = spec.build()
+    norms = [m for m in model.modules() if isinstance(m, Normalize)]
+    in_chans = int(norms[0].mean.numel())
+    stated = _normalization_kwargs(normalization, in_chans)
+    if len(stated["mean"]) != in_chans:
+        raise ValueError(f"mean needs {in_chans} values (one per input channel); got {stated['mean']}")
+    for m in norms:  # the model as `spec` with the stated mean/std would build it, without building it twice
+        m.mean.copy_(torch.tensor(stated["mean"]).view_as(m.mean))
+        m.std.copy_(torch.tensor(stated["std"]).view_as(m.std))
+    spec = _with_normalization(spec, stated)
     tensors, prefix = extract_state_dict(load_tensors_only(src, data), str(src))
     pairs = (*(LAYOUTS[layout] if layout is not None else ()), *rename)
     tensors, renamed = rename_keys(tensors, pairs, str(src))
-    model = spec.build()
     tensors = _stated_normalization(tensors, model, str(src))
     try:
         check_state_dict(tensors, model, spec, source=str(src))
@@ -318,8 +327,7 @@ def convert_state_dict(
             "source_bytes": len(data),
             "stripped_prefix": prefix,
             "n_tensors": len(tensors),
-            "normalization": normalization if isinstance(normalization, str) else
-            _normalization_kwargs(normalization, in_chans),
+            "normalization": normalization if isinstance(normalization, str) else stated,
             "layout": layout,
             "renamed": [list(p) for p in pairs],
             "renamed_tensors": renamed,
