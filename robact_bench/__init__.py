@@ -7,6 +7,7 @@ Public API::
     load_dataset, list_datasets
     save_checkpoint, load_checkpoint
     evaluate, list_suites, EvalResult
+    export_entry, read_result, to_robustbench   (any evaluation -> a leaderboard entry)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from robact_bench.attacks.suites import list_suites
 from robact_bench.data import list_datasets, load_dataset
 from robact_bench.evaluation.engine import evaluate
 from robact_bench.evaluation.result import EvalResult
+from robact_bench.leaderboard.export import export_entry, read_result, to_robustbench
 from robact_bench.models import ModelSpec, create_model, list_models, with_drelu_head
 from robact_bench.models.checkpoint import load_checkpoint, save_checkpoint
 
@@ -34,6 +36,7 @@ __all__ = [
     "create_model",
     "drelu_penalty",
     "evaluate",
+    "export_entry",
     "get_activation",
     "is_stochastic",
     "list_activations",
@@ -42,7 +45,9 @@ __all__ = [
     "list_suites",
     "load_checkpoint",
     "load_dataset",
+    "read_result",
     "save_checkpoint",
     "swap_activations",
+    "to_robustbench",
     "with_drelu_head",
 ]

@@ -86,6 +86,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
         for name in list_suites():
             print(f"{name:12s} {get_suite(name).description}")
+    elif args.what == "boards":
+        from robact_bench.jobs import list_boards, load_board
+
+        for name in list_boards():
+            board = load_board(name)
+            print(f"{name:12s} {len(board.entries)} entries x {len(board.seeds)} seeds  {board.description}")
     elif args.what == "configs":
         from robact_bench.training.config import list_configs, load_config_file
 
@@ -100,45 +106,21 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from robact_bench.evaluation.config import EvalConfig
-    from robact_bench.jobs import leaderboard_entries, run_job, summary_rows
+    from robact_bench.jobs import DEFAULT_BOARDS, load_board, recheck_board, run_board, summary_rows
 
     quick = args.quick
     out = Path(args.out) if args.out is not None else Path("runs/quick" if quick else ".")
-    seeds = tuple(args.seeds) if args.seeds is not None else ((0,) if quick else (0, 1, 2))
-    n_examples = args.n_examples or (8 if quick else 50)
-    eval_cfg = EvalConfig(
-        suite=args.suite,
-        eps=args.eps,
-        n_examples=n_examples,
-        seed=args.seed,
-        eot_iter=args.eot_iter,
-        passes=args.passes,
-        select_passes=args.select_passes,
-        confirm_passes=args.confirm_passes,
-        attacks=("pgd20", "fgsm", "pgd20-noeot") if quick else None,
-        sweeps=not quick,
-    )
+    names = [*(args.boards or []), *(args.dataset or [])] or list(DEFAULT_BOARDS)
+    boards = [load_board(name, quick=quick).select(args.models) if args.models else load_board(name, quick=quick)
+              for name in names]  # fmt: skip  (every board file is checked before any work starts)
     t0 = time.perf_counter()
-    for dataset in args.dataset:
-        if quick:
-            entries = leaderboard_entries(dataset, epochs_at=1, epochs_natural=1, epochs_drelu=1, eps=args.eps)
-        else:
-            entries = leaderboard_entries(dataset, eps=args.eps)
-        if args.models:
-            known = [e.name for e in entries]
-            unknown = sorted(set(args.models) - set(known))
-            if unknown:
-                raise CliError(f"--models: no model {', '.join(unknown)} on {dataset}; have {', '.join(known)}")
-            entries = [e for e in entries if e.name in args.models]
+    for board in boards:
+        seeds = tuple(args.seeds) if args.seeds is not None else None
         if args.recheck:
-            from robact_bench.jobs import recheck_job
-
-            print(f"table: {recheck_job(entries, dataset=dataset, seeds=seeds, norm=eval_cfg.norm, out=out)}")
+            print(f"table: {recheck_board(board, out=out, seeds=seeds)}")
             continue
-        results, table = run_job(entries, dataset=dataset, seeds=seeds, eval_cfg=eval_cfg, out=out,
-                                 progress=args.progress, quick=quick, n_train=1000 if quick else None,
-                                 resume=args.resume)  # fmt: skip
+        results, table = run_board(board, out=out, progress=args.progress, quick=quick, resume=args.resume,
+                                   seeds=seeds)  # fmt: skip
         for row in summary_rows(results):
             print(json.dumps(row))
         print(f"table: {table}")
@@ -166,6 +148,31 @@ def _cmd_leaderboard_render(args: argparse.Namespace) -> int:
     for p in publish(directory, title=args.title or ""):
         print(f"written: {p}")
     return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    """``robact-bench export EVAL_JSON --out DIR``: any saved evaluation as a validated leaderboard entry."""
+    from robact_bench.leaderboard.export import export_entry, read_result
+
+    result = read_result(args.result)  # JSON only: nothing in the file is unpickled or run
+    keys = ("architecture", "link", "authors", "venue", "reported")
+    fields = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    path = export_entry(result, args.out, name=args.name, title=args.title, group=args.group,
+                        overwrite=args.overwrite, **fields)  # fmt: skip
+    rb = json.loads(path.read_text(encoding="utf-8"))
+    print(json.dumps({"entry": path.stem, "clean_acc": rb["clean_acc"], "autoattack_acc": rb.get("autoattack_acc"),
+                      "external": rb.get("external"), "unreliable": rb.get("unreliable"),
+                      "provenance": rb["robact"]["provenance"]}))  # fmt: skip
+    print(f"written: {path}")
+    return 0
+
+
+def _percentage(text: str) -> str:
+    """Parse a percentage in [0, 100] into RobustBench's two-decimal string (``"52.10"``)."""
+    value = parse_number(text, "reported")
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"a percentage must be in [0, 100]; got {text!r}")
+    return f"{value:.2f}"
 
 
 def _train_flag_type(base: type, optional: bool) -> Any:
@@ -459,44 +466,34 @@ def build_parser() -> argparse.ArgumentParser:
     p_run = sub.add_parser(
         "run",
         parents=[common],
-        help="the main job: train and evaluate every seed method and the baselines, write the leaderboards",
+        help="run boards: train and evaluate every entry of a board file, write its leaderboard",
         description=(
-            "For each dataset (mnist5k: LeNet-5; digits: an MLP), train every seed activation under its "
-            "paper's recipe (BReLU and VBReLU with PGD-AT, a D-ReLU head with the cap penalty, mReLU with the "
-            "symmetric-activation paper's training and plainly) and the ReLU PGD-AT and TRADES baselines, with "
-            "3 seeds each; evaluate each with the adaptive suite and its gradient-masking checks; write "
-            "<out>/leaderboards/<dataset>/Linf/ (JSON entries, README.md, index.html, plots/) and checkpoints "
-            "in <out>/runs/."
+            "Run each BOARD (a shipped board's name, see `robact-bench list boards`, or a YAML board file): train "
+            "every trained entry with every seed of the board through the training path `robact-bench train` "
+            "uses, load every submitted checkpoint safely, evaluate each with the board's suite and its "
+            "gradient-masking checks, and write <out>/leaderboards/<dataset>/<threat_model>/ (JSON entries, "
+            "README.md, index.html, plots/), checkpoints in <out>/runs/ and, where the board publishes them, "
+            "weights in <out>/weights/. With no BOARD: the shipped default boards, the published leaderboards "
+            "(digits and mnist5k)."
         ),
     )
+    p_run.add_argument("boards", nargs="*", metavar="BOARD", help="board names or files (default: digits mnist5k)")
     p_run.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 1 epoch on 1,000 images, seed 0, 8 test points, PGD-20 and FGSM only, no sweeps; "
-        "default --out runs/quick",
+        help="smoke run: 1 epoch on 1,000 images, the board's first seed, 8 test points, PGD-20 and FGSM only, "
+        "no sweeps, no published weights; default --out runs/quick",
     )
     p_run.add_argument("--out", default=None, help="output root (default: . ; runs/quick with --quick)")
-    p_run.add_argument("--dataset", nargs="+", choices=("mnist5k", "digits"), default=["digits", "mnist5k"],
-                       help="leaderboards to build (default: both)")  # fmt: skip
+    p_run.add_argument("--dataset", nargs="+", default=None, metavar="BOARD", help=argparse.SUPPRESS)
     p_run.add_argument("--models", nargs="+", default=None, metavar="NAME",
-                       help="only these models (e.g. LeNet5_BReLU_PGDAT; default: all)")  # fmt: skip
+                       help="only these entries (e.g. LeNet5_BReLU_PGDAT; default: all)")  # fmt: skip
     p_run.add_argument("--seeds", type=nonnegative_int, nargs="+", default=None, metavar="S",
-                       help="training seeds (default 0 1 2; 0 with --quick)")  # fmt: skip
-    p_run.add_argument("--suite", default="adaptive", help="evaluation suite (default: adaptive)")
+                       help="training seeds (default: the board's)")  # fmt: skip
     p_run.add_argument("--resume", action="store_true",
-                       help="skip models whose entry already exists and is valid (finish a stopped job)")  # fmt: skip
+                       help="skip entries whose JSON file is valid; continue unfinished training")  # fmt: skip
     p_run.add_argument("--recheck", action="store_true",
-                       help="recompute the checks from runs/*/eval.json and rewrite the board (no attack)")  # fmt: skip
-    p_run.add_argument("--eps", type=parse_eps, default=0.1, help="Linf radius, e.g. 0.1 or 8/255 (default 0.1)")
-    p_run.add_argument(
-        "--n-examples", type=positive_int, default=None, help="test points per model (default 50; 8 with --quick)"
-    )
-    p_run.add_argument("--eot-iter", type=positive_int, default=10,
-                       help="EOT samples K per gradient/query on random models (default 10)")  # fmt: skip
-    p_run.add_argument("--passes", type=positive_int, default=10,
-                       help="forward passes R scoring each image of a random model (default 10)")  # fmt: skip
-    _pass_flags(p_run)
-    p_run.add_argument("--seed", type=nonnegative_int, default=0, help="evaluation seed (default 0)")
+                       help="redo the checks from the saved eval.json files (no attack)")  # fmt: skip
     p_run.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=True, help="show progress bars (default: on)"
     )
@@ -658,10 +655,38 @@ def build_parser() -> argparse.ArgumentParser:
     p_conv.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in DIR")
     p_conv.set_defaults(func=_cmd_convert)
 
+    p_exp = sub.add_parser(
+        "export",
+        parents=[common],
+        help="turn a saved evaluation (eval.json) of any model, ours or yours, into a leaderboard entry",
+        description=(
+            "Write DIR/NAME.json, a RobustBench model_info entry with our robact block, from an evaluation "
+            "result (the eval.json of `robact-bench eval`, or EvalResult.to_dict() of robact_bench.evaluate() "
+            "saved as JSON; read as JSON only, never unpickled). A model that is not of our registry has no "
+            "robact.model block, one not trained by robact_bench no robact.training block: they are null and "
+            "declared in robact.provenance, and the table marks the row. The entry is validated against the "
+            "schema and written atomically; then: robact-bench leaderboard render DIR."
+        ),
+    )
+    p_exp.add_argument("result", metavar="EVAL_JSON", help="the saved evaluation result")
+    p_exp.add_argument("--out", required=True, metavar="DIR", help="leaderboard folder (leaderboards/mine/Linf)")
+    p_exp.add_argument("--name", default=None, help="entry file name and model name (default: the result's)")
+    p_exp.add_argument("--title", default=None, help="the row's title, RobustBench's name (default: the result's)")
+    p_exp.add_argument("--group", default=None, help="the name the seeds of one model share (default: --name)")
+    p_exp.add_argument("--architecture", default=None,
+                       help="architecture, e.g. 'ResNet-18' (required for a model not of our registry)")  # fmt: skip
+    p_exp.add_argument("--link", default=None, help="link to the method's paper (default: none)")
+    p_exp.add_argument("--authors", default=None, help="authors (default: robact_bench for our models, else none)")
+    p_exp.add_argument("--venue", default=None, help="where it was published (default as --authors)")
+    p_exp.add_argument("--reported", default=None, type=_percentage,
+                       help="the number the method's paper reported, e.g. 52.10 (default: none, written as \"\")")  # fmt: skip
+    p_exp.add_argument("--overwrite", action="store_true", help="replace an entry of that name in DIR")
+    p_exp.set_defaults(func=_cmd_export)
+
     p_list = sub.add_parser(
         "list", parents=[common], help="list registered activations, models, datasets, suites or shipped configs"
     )
-    p_list.add_argument("what", choices=("activations", "models", "datasets", "suites", "configs"))
+    p_list.add_argument("what", choices=("activations", "models", "datasets", "suites", "configs", "boards"))
     p_list.set_defaults(func=_cmd_list)
     return parser
 

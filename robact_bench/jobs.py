@@ -1,347 +1,613 @@
-"""The main job: the published leaderboards, from training to the rendered table.
+"""Boards as data: a YAML board file says what a leaderboard holds; :func:`run_board` builds it.
 
-``robact-bench run`` calls :func:`run_job` with :func:`leaderboard_entries`: every seed
-activation under each recipe its paper uses, plus the two baselines every table is read
-against, each trained with 3 seeds and evaluated with the ``adaptive`` suite:
+``robact-bench run [BOARD ...]`` loads each board (a shipped board's name, see
+``robact-bench list boards``, or a path) and runs it; with no argument it runs the shipped
+default boards, the published ones (:data:`DEFAULT_BOARDS`). A board file holds:
 
-* baselines: ReLU with PGD-7 adversarial training, ReLU with TRADES (beta 6), same budget, and
-  ReLU with natural training (the plain network D-ReLU and mReLU-r-m are trained like, and the
-  symmetric-activation paper's reference);
-* BReLU and VBReLU (alpha = 0.5, the paper's most robust alpha in its Section 4.4.2), PGD-7
-  adversarial training (the BReLU paper's recipe);
-* ReLU with a D-ReLU head, natural training + lambda * sum m^2 (the D-ReLU paper's recipe);
-* mReLU after the convolutions with the final 1-D RBF, random + mean training and the hybrid
-  loss (the symmetric-activation paper's mReLU-r-m), and mReLU with plain training (its mReLU).
+* ``board``, ``description``; ``dataset``, ``threat_model``, ``eps``, ``suite``, ``n_examples``,
+  ``seeds``, and ``evaluation`` (further :class:`~robact_bench.evaluation.config.EvalConfig`
+  fields, e.g. ``eot_iter``, ``passes``);
+* ``publish_weights`` (publish every checkpoint with its entry, see below) and
+  ``weights_budget_mb`` (their size limit);
+* ``entries``: each with ``name``, ``title``, ``method`` (the paper), and optionally
+  ``architecture``, ``link``, ``venue``, ``authors``, ``baseline``, ``reported`` (the paper's own
+  number for this model, as RobustBench uses the field; default ``""``), and exactly one source:
 
-Datasets: ``mnist5k`` (LeNet-5, 4,000 train / 1,000 test real MNIST digits) and ``digits``
-(a two-layer MLP on scikit-learn's 8x8 digits), Linf eps = 0.1 (the D-ReLU paper's MNIST bound).
+  - ``config``: a shipped training config (``robact-bench list configs``) or a YAML path;
+  - ``model`` + ``train`` (+ ``n_train``): an inline training config, the same keys as a config file;
+  - ``checkpoint``: a submitted checkpoint of ours (a run folder, or the path of its ``model.json``);
+  - ``state_dict``: a submitted ``.pt``/``.pth`` state dict, with ``model`` (at least ``arch``
+    and ``act``), ``normalization`` (``none`` or ``{mean: [...], std: [...]}``) and optionally
+    ``layout`` and ``rename``; it is converted as ``robact-bench convert`` does (read with
+    ``torch.load(weights_only=True)``, the architecture from our registry).
 
-Each entry's flow: model spec -> train -> checkpoint (safetensors + JSON) -> evaluate ->
-``EvalResult`` (with gradient-masking checks) -> RobustBench JSON entry; then the folder's
-Markdown table, HTML page, plots and statistics, generated from the JSON files only.
+  Relative paths are relative to the board file.
+
+A trained entry runs once per seed (``<name>_s<seed>.json``); training goes through
+:func:`~robact_bench.training.run.train_run`, the path ``robact-bench train`` takes, into
+``<out>/runs/<dataset>/<name>/seed<k>/``. A submitted entry is evaluated once (``<name>.json``).
+Each result goes to ``<out>/runs/...`` (``eval.json``) and to the board folder
+``<out>/leaderboards/<dataset>/<threat_model>/`` as a RobustBench entry; with
+``publish_weights`` the checkpoint and its ``eval.json`` are copied to
+``<out>/weights/<dataset>/<threat_model>/<file>/``, and the entry's ``robact.weights`` records the
+path and the weights' SHA-256 (as ``model.json`` does). Then the folder is validated and
+rendered. :func:`recheck_board` redoes the checks and the export from the saved ``eval.json``
+files (the published ones when ``runs/`` is gone), with no training and no attack.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+import shutil
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from robact_bench.data import balanced_subset, dataset_info, load_dataset
 from robact_bench.evaluation.config import EvalConfig
-from robact_bench.evaluation.engine import run_evaluation
 from robact_bench.evaluation.result import EvalResult
-from robact_bench.fileio import atomic_write_json, remove_stale_temps
-from robact_bench.leaderboard.export import to_robustbench, write_entry
+from robact_bench.fileio import atomic_write_json, read_json, remove_stale_temps
 from robact_bench.models import ModelSpec
-from robact_bench.models.checkpoint import save_checkpoint
-from robact_bench.training.config import TrainConfig
-from robact_bench.training.loop import train_model
+from robact_bench.parsing import one_line
+from robact_bench.training.config import RunConfig, load_config_file, resolve_run_config
 
 log = logging.getLogger(__name__)
 
-MADRY = "https://arxiv.org/abs/1706.06083"
+__all__ = [
+    "DEFAULT_BOARDS",
+    "Board",
+    "BoardEntry",
+    "board_path",
+    "list_boards",
+    "load_board",
+    "recheck_board",
+    "run_board",
+    "summary_rows",
+]
+
+#: the shipped boards ``robact-bench run`` builds with no argument: the published leaderboards
+DEFAULT_BOARDS = ("digits", "mnist5k")
+
+_BOARD_PACKAGE = "robact_bench.boards"
+_TOP_KEYS = (
+    "board", "description", "dataset", "threat_model", "eps", "suite", "n_examples", "seeds", "evaluation",
+    "publish_weights", "weights_budget_mb", "entries",
+)  # fmt: skip
+_SOURCES = ("config", "train", "checkpoint", "state_dict")
+_ENTRY_KEYS = (
+    "name", "title", "method", "architecture", "link", "venue", "authors", "baseline", "reported",
+    "config", "model", "train", "n_train", "checkpoint", "state_dict", "normalization", "layout", "rename",
+)  # fmt: skip
+#: what the published table shows as architecture (RobustBench's ``architecture`` field)
+_ARCH_TITLES = {
+    "lenet5": "LeNet-5",
+    "lenet_cifar": "LeNet (CIFAR)",
+    "mlp2": "MLP-2",
+    "shallow_cnn": "Shallow CNN",
+    "resnet18_cifar": "ResNet-18",
+    "vgg16_cifar": "VGG-16",
+    "preact_resnet18": "PreActResNet-18",
+    "wrn_28_10": "WideResNet-28-10",
+    "wrn_34_10": "WideResNet-34-10",
+    "wrn_70_16": "WideResNet-70-16",
+}
 
 
 @dataclass(frozen=True)
-class Entry:
-    """One leaderboard model to produce (trained once per seed): what to build, how, and its source.
+class BoardEntry:
+    """One row of a board: what to evaluate, where it comes from, and how the table names it.
 
     Attributes:
-        name: File-safe model name, shared by its seeds (the JSON files are ``<name>_s<seed>.json``).
-        title: Human-readable description (RobustBench's ``name`` field).
-        spec: The model.
-        train: The training configuration (its seed is replaced per seed).
+        name: File-safe model name (the JSON files are ``<name>_s<seed>.json``, or ``<name>.json``
+            for a submitted checkpoint).
+        title: RobustBench's ``name`` field.
         method: The paper the method comes from (title), or the baseline's reference.
-        link: A link for RobustBench's ``link`` field ("" when the paper has none we can cite).
-        venue: RobustBench's ``venue`` field.
-        baseline: One of the baselines every table shows (ReLU with PGD-AT or TRADES).
+        run: The training run (trained entries; its seed is replaced per seed), else ``None``.
+        checkpoint: A submitted checkpoint of ours (its ``model.json``), else ``None``.
+        state_dict: A submitted ``.pt``/``.pth`` file, else ``None``.
+        spec: The model spec of a ``state_dict`` entry.
+        normalization: Its input normalization (``"none"`` or ``(mean, std)``).
+        layout: Its parameter layout (:data:`robact_bench.models.convert.LAYOUTS`), if not ours.
+        rename: Further ``(theirs, ours)`` renames.
+        architecture: RobustBench's ``architecture`` (default: from the spec).
+        link: RobustBench's ``link``.
+        venue: RobustBench's ``venue``.
+        authors: RobustBench's ``authors``.
+        baseline: A baseline row every table shows.
+        reported: The paper's own number for this model, or ``""``.
 
     """
 
     name: str
     title: str
-    spec: ModelSpec
-    train: TrainConfig
     method: str
+    run: RunConfig | None = None
+    checkpoint: Path | None = None
+    state_dict: Path | None = None
+    spec: ModelSpec | None = None
+    normalization: Any = None
+    layout: str | None = None
+    rename: tuple[tuple[str, str], ...] = ()
+    architecture: str | None = None
     link: str = ""
     venue: str = "robact_bench reproduction"
+    authors: str = "robact_bench"
     baseline: bool = False
+    reported: str = ""
+
+    @property
+    def trained(self) -> bool:
+        """The entry is trained by the board (once per seed), not submitted."""
+        return self.run is not None
+
+    def file_name(self, seed: int | None) -> str:
+        """The JSON file stem (and run folder): ``<name>_s<seed>``, or ``<name>`` when submitted."""
+        return f"{self.name}_s{seed}" if self.trained else self.name
 
 
-BRELU_PAPER = (
-    "Robustness through Random Activation: Adversarial Training with Bernoulli Rectified Linear Units "
-    "(anonymous submission)"
-)
-SAF_PAPER = "Suppressing the Unusual: towards Robust CNNs using Symmetric Activation Functions (Zhao and Griffin)"
-TRADES = "https://arxiv.org/abs/1901.08573"
+@dataclass(frozen=True)
+class Board:
+    """A leaderboard as data (see the module docstring)."""
 
-#: per dataset: architecture, its title, and extra keyword arguments for the conv/dense variants
-_ARCHS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "mnist5k": ("lenet5", "LeNet5", {}),
-    "digits": ("mlp2", "MLP2", {"hidden": [64, 64]}),
-}
+    name: str
+    dataset: str
+    eval_cfg: EvalConfig
+    seeds: tuple[int, ...]
+    entries: tuple[BoardEntry, ...]
+    description: str = ""
+    publish_weights: bool = False
+    weights_budget_mb: float = 20.0
+    source: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-#: per dataset: epochs of adversarial, natural/SAF and D-ReLU training (digits has 1,437 training
-#: images, so it needs more passes than mnist5k's 4,000 for the same number of steps)
-_EPOCHS: dict[str, tuple[int, int, int]] = {"mnist5k": (3, 5, 10), "digits": (15, 15, 30)}
+    @property
+    def threat_model(self) -> str:
+        """``Linf`` or ``L2``."""
+        return self.eval_cfg.norm
 
+    def folder(self, out: str | os.PathLike[str] = ".") -> Path:
+        """The board's entry folder: ``<out>/leaderboards/<dataset>/<threat_model>``."""
+        return Path(out) / "leaderboards" / self.dataset / self.threat_model
 
-def leaderboard_entries(
-    dataset: str = "mnist5k",
-    *,
-    epochs_at: int | None = None,
-    epochs_natural: int | None = None,
-    epochs_drelu: int | None = None,
-    eps: float = 0.1,
-) -> list[Entry]:
-    """The models of the published leaderboard for ``dataset`` (see the module docstring).
+    def weights_folder(self, out: str | os.PathLike[str] = ".") -> Path:
+        """Where published checkpoints go: ``<out>/weights/<dataset>/<threat_model>``."""
+        return Path(out) / "weights" / self.dataset / self.threat_model
 
-    PGD-AT: PGD-7 (step eps/4, random start), loss 0.5 CE(x) + 0.5 CE(x*), AdamW with OneCycle
-    up to lr 3e-3 (weight decay 0.01, as the BReLU paper), batch 128. TRADES: beta 6 with the same
-    attack, epochs and optimizer (the same budget). Natural and SAF training: the same optimizer and
-    schedule. Epochs per dataset: mnist5k 3 (adversarial) / 5 (natural, SAF) / 10 (D-ReLU); digits
-    15 / 15 / 30. D-ReLU: the paper's Adam at 1e-3 (constant), lambda = 0.01, the caps (initial m = 100)
-    on their own learning rate of 0.5 so they reach the activations in a short run (see the README).
-    SAF: the hybrid loss (a1 = a2 = 1, a3 = 0), half of each batch perturbed (delta 0.3), 16 mean copies.
-    """
-    if dataset not in _ARCHS:
-        raise ValueError(f"the leaderboard job knows datasets {', '.join(_ARCHS)}; got {dataset!r}")
-    arch, arch_title, arch_kw = _ARCHS[dataset]
-    default_at, default_natural, default_drelu = _EPOCHS[dataset]
-    epochs_at = default_at if epochs_at is None else epochs_at
-    epochs_natural = default_natural if epochs_natural is None else epochs_natural
-    epochs_drelu = default_drelu if epochs_drelu is None else epochs_drelu
-    conv = arch == "lenet5"
-    # val_fraction = 0: train on every training image
-    pgd = TrainConfig(
-        "pgd_at", epochs=epochs_at, optimizer="adamw", scheduler="onecycle", lr=3e-3,
-        eps=eps, step_size=eps / 4, steps=7, clean_weight=0.5, val_fraction=0.0,
-    )  # fmt: skip
-    trades = replace(pgd, recipe="trades", trades_beta=6.0)
-    drelu = TrainConfig(
-        "drelu", epochs=epochs_drelu, optimizer="adam", lr=1e-3, weight_decay=0.0, scheduler="none",
-        drelu_lambda=0.01, drelu_lr=0.5, val_fraction=0.0,
-    )  # fmt: skip
-    natural = TrainConfig("standard", epochs=epochs_natural, lr=3e-3, val_fraction=0.0)
-    saf = TrainConfig(
-        "saf", epochs=epochs_natural, lr=3e-3, optimizer="adamw", scheduler="onecycle", hybrid_a1=1.0,
-        hybrid_a2=1.0, hybrid_a3=0.0, saf_delta=0.3, saf_fraction=0.5, saf_mean_copies=16, saf_mean_sigma=0.3,
-        val_fraction=0.0,
-    )  # fmt: skip
-    mrelu_kw = {**arch_kw, **({"fc_act_layer": "relu"} if conv else {})}
-    saf_kw = {**mrelu_kw, **({"batch_norm": True} if conv else {})}
-    where = "(convolutions) + ReLU (fc1)" if conv else "(both hidden layers)"
-
-    def spec(act: str, **kw: Any) -> ModelSpec:
-        arch_kwargs = kw.pop("arch_kwargs", arch_kw)
-        return ModelSpec(arch, act, arch_kwargs=dict(arch_kwargs), **kw)
-
-    a = arch_title
-    return [
-        Entry(f"{a}_ReLU_PGDAT", f"{a} ReLU, PGD-7 adversarial training (baseline)", spec("relu"), pgd,
-              "Towards Deep Learning Models Resistant to Adversarial Attacks (Madry et al., ICLR 2018)", MADRY,
-              "ICLR 2018 (baseline)", baseline=True),
-        Entry(f"{a}_ReLU_TRADES6", f"{a} ReLU, TRADES beta 6 (baseline)", spec("relu"), trades,
-              "Theoretically Principled Trade-off between Robustness and Accuracy (Zhang et al., ICML 2019)", TRADES,
-              "ICML 2019 (baseline)", baseline=True),
-        Entry(f"{a}_ReLU_Natural", f"{a} ReLU, natural training (reference: the plain network)", spec("relu"),
-              natural, "the plain network the symmetric-activation paper and D-ReLU read their defenses against",
-              venue="reference", baseline=True),
-        Entry(f"{a}_BReLU_PGDAT", f"{a} BReLU, PGD-7 adversarial training", spec("brelu"), pgd, BRELU_PAPER),
-        Entry(f"{a}_VBReLU_PGDAT", f"{a} VBReLU (alpha 0.5), PGD-7 adversarial training",
-              spec("vbrelu", act_kwargs={"alpha": 0.5}), pgd, BRELU_PAPER),
-        Entry(f"{a}_ReLU_DReLUHead", f"{a} ReLU + D-ReLU head, natural training + cap penalty",
-              spec("relu", drelu_head=500 if conv else 64, drelu_head_m_init=100.0), drelu, "Dynamic-Max-Value ReLU"),
-        Entry(f"{a}_mReLU_RBF_SAF", f"{a} mReLU {where} + 1-D RBF output, random + mean training, hybrid loss",
-              spec("mrelu", arch_kwargs=saf_kw, rbf_output=True), saf, SAF_PAPER),
-        Entry(f"{a}_mReLU_Natural", f"{a} mReLU {where}, natural training",
-              spec("mrelu", arch_kwargs=mrelu_kw), natural, SAF_PAPER),
-    ]  # fmt: skip
+    def select(self, models: Sequence[str] | None) -> Board:
+        """A copy holding only the entries named in ``models`` (``None``: all)."""
+        if models is None:
+            return self
+        known = [e.name for e in self.entries]
+        unknown = sorted(set(models) - set(known))
+        if unknown:
+            raise ValueError(f"--models: no model {', '.join(unknown)} on board {self.name}; have {', '.join(known)}")
+        return replace(self, entries=tuple(e for e in self.entries if e.name in models))
 
 
-def entry_file_name(entry: Entry, seed: int) -> str:
-    """The JSON file stem (and run folder) of ``entry`` trained with ``seed``."""
-    return f"{entry.name}_s{seed}"
+def list_boards() -> list[str]:
+    """Names of the boards shipped with the package (``robact-bench list boards``)."""
+    files = resources.files(_BOARD_PACKAGE).iterdir()
+    return sorted(f.name[: -len(".yaml")] for f in files if f.name.endswith(".yaml"))
 
 
-def run_entry(
-    entry: Entry,
-    *,
-    seed: int = 0,
-    dataset: str,
-    train_data: tuple[torch.Tensor, torch.Tensor],
-    test_data: tuple[torch.Tensor, torch.Tensor],
-    eval_cfg: EvalConfig,
-    out: Path,
-    progress: bool = True,
-    quick: bool = False,
-) -> EvalResult:
-    """Train (with ``seed``), checkpoint, evaluate and export one entry; return its :class:`EvalResult`."""
-    info = dataset_info(dataset)
-    c, h, _ = info.shape
-    spec = replace(
-        entry.spec, num_classes=info.num_classes, arch_kwargs={"in_chans": c, "img_size": h, **entry.spec.arch_kwargs}
+def board_path(name_or_path: str | os.PathLike[str]) -> Path:
+    """A board file's path: an existing file, or the name of a shipped board."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    shipped = resources.files(_BOARD_PACKAGE) / f"{p.name.removesuffix('.yaml')}.yaml"
+    if p.parent == Path(".") and shipped.is_file():
+        return Path(str(shipped))
+    raise ValueError(
+        f"no board file {one_line(str(name_or_path))!r} and no shipped board of that name "
+        f"(shipped: {', '.join(list_boards())})"
     )
-    train_cfg = replace(entry.train, seed=seed)
-    file_name = entry_file_name(entry, seed)
-    torch.manual_seed(seed)
-    model = spec.build()
-    t0 = time.perf_counter()
-    history = train_model(model, *train_data, train_cfg, progress=progress, desc=file_name)
-    train_seconds = time.perf_counter() - t0
-    run_dir = out / "runs" / dataset / file_name
-    training = {
-        "recipe": train_cfg.recipe,
-        "method": entry.method,
-        "config": train_cfg.to_dict(),
-        "dataset": dataset,
-        "split": "train",
-        "n_train": len(train_data[1]),
-        "history": history,
-        "seconds": round(train_seconds, 2),
+
+
+def _need(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in data:
+        raise ValueError(f"{where}: missing '{key}'")
+    value = data[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ValueError(f"{where}: '{key}' must be a {names}; got {one_line(repr(value))}")
+    return value
+
+
+def _optional_str(data: Mapping[str, Any], key: str, default: str, where: str) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: '{key}' must be a string; got {one_line(repr(value))}")
+    return value
+
+
+def _normalization(value: Any, where: str) -> Any:
+    if value == "none":
+        return "none"
+    if isinstance(value, Mapping) and set(value) == {"mean", "std"}:
+        mean, std = value["mean"], value["std"]
+        ok = all(isinstance(v, list) and v and all(isinstance(t, int | float) and not isinstance(t, bool)
+                                                    for t in v) for v in (mean, std))  # fmt: skip
+        if ok and len(mean) == len(std) and all(math.isfinite(t) for t in mean) and all(s > 0 for s in std):
+            return (tuple(float(t) for t in mean), tuple(float(t) for t in std))
+    raise ValueError(
+        f"{where}: 'normalization' must be none or {{mean: [...], std: [...]}} (one finite number per channel, "
+        f"std > 0); got {one_line(repr(value))}"
+    )
+
+
+def _entry(raw: Any, i: int, board: Mapping[str, Any], base: Path, quick: bool) -> BoardEntry:
+    where = f"{board.get('_source', 'board')}: entries[{i}]"
+    if not isinstance(raw, Mapping):
+        raise ValueError(
+            f"{where}: an entry must be a mapping with name, title, method and one of {', '.join(_SOURCES)}"
+        )
+    unknown = sorted(str(k) for k in raw if k not in _ENTRY_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_ENTRY_KEYS)}")
+    name = _need(raw, "name", str, where)
+    where = f"{board.get('_source', 'board')}: entry {name}"
+    sources = [k for k in _SOURCES if k in raw]
+    if len(sources) != 1:
+        raise ValueError(f"{where}: give exactly one of {', '.join(_SOURCES)}; got {', '.join(sources) or 'none'}")
+    common: dict[str, Any] = {
+        "name": name,
+        "title": _need(raw, "title", str, where),
+        "method": _need(raw, "method", str, where),
+        "architecture": raw.get("architecture"),
+        "link": _optional_str(raw, "link", "", where),
+        "venue": _optional_str(raw, "venue", "robact_bench reproduction", where),
+        "authors": _optional_str(raw, "authors", "robact_bench", where),
+        "reported": _optional_str(raw, "reported", "", where),
     }
-    save_checkpoint(run_dir / "model", model, spec, {"training": training})
-    result = run_evaluation(
-        model,
-        *test_data,
-        eval_cfg,
-        model_name=file_name,
-        title=entry.title,
-        dataset=dataset,
-        split="test",
-        spec=spec.to_dict(),
-        training=training,
-        progress=progress,
-        quick=quick,
-    )
-    atomic_write_json(run_dir / "eval.json", result.to_dict())
-    _export(entry, result, spec, out / "leaderboards" / dataset / eval_cfg.norm, file_name)
-    return result
+    if not isinstance(raw.get("baseline", False), bool):
+        raise ValueError(f"{where}: 'baseline' must be true or false; got {one_line(repr(raw['baseline']))}")
+    common["baseline"] = raw.get("baseline", False)
+    source = sources[0]
+    submitted_only = ("normalization", "layout", "rename")
+    if source != "state_dict" and any(k in raw for k in submitted_only):
+        raise ValueError(f"{where}: {', '.join(k for k in submitted_only if k in raw)} belong to a state_dict entry")
+    if source in ("config", "train"):
+        if source == "config":
+            if "model" in raw or "n_train" in raw:
+                raise ValueError(f"{where}: a 'config' entry takes its model and n_train from the config file")
+            cfg = _need(raw, "config", str, where)
+            path = base / cfg if (base / cfg).is_file() else cfg
+            data, src = load_config_file(path)
+        else:
+            data, src = {"model": raw.get("model"), "train": raw.get("train"), "n_train": raw.get("n_train")}, where
+        if source == "config" and data.get("dataset", board["dataset"]) != board["dataset"]:
+            raise ValueError(f"{where}: the config trains on {data.get('dataset')}, the board is {board['dataset']}")
+        data = {**data, "name": name, "dataset": board["dataset"]}
+        overrides = {"train": {"epochs": 1}} if quick else None
+        run = resolve_run_config(data, overrides=overrides, source=src)
+        if quick:
+            run = replace(run, n_train=1000)
+        return BoardEntry(run=run, **common)
+    if "n_train" in raw or "train" in raw:
+        raise ValueError(f"{where}: a submitted checkpoint is not trained (no 'train' or 'n_train')")
+    path = base / _need(raw, source, str, where)
+    if source == "checkpoint":
+        if "model" in raw:
+            raise ValueError(f"{where}: a 'checkpoint' entry takes its model from its model.json")
+        meta = path / "model.json" if path.is_dir() else path
+        if not meta.is_file():
+            raise ValueError(f"{where}: no checkpoint at {path} (give a run folder or its model.json)")
+        return BoardEntry(checkpoint=meta, **common)
+    model = _need(raw, "model", Mapping, where)
+    try:
+        spec = ModelSpec.from_dict(dict(model))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: model: {one_line(str(exc))}") from None
+    if "normalization" not in raw:
+        raise ValueError(f"{where}: a state_dict entry must state its input 'normalization' (none, or mean and std)")
+    rename = raw.get("rename", {}) or {}
+    if not isinstance(rename, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in rename.items()):
+        raise ValueError(f"{where}: 'rename' must map their component names to ours; got {one_line(repr(rename))}")
+    layout = raw.get("layout")
+    if layout is not None and not isinstance(layout, str):
+        raise ValueError(f"{where}: 'layout' must be a layout name; got {one_line(repr(layout))}")
+    if not path.is_file():
+        raise ValueError(f"{where}: no state dict file {path}")
+    return BoardEntry(state_dict=path, spec=spec, normalization=_normalization(raw["normalization"], where),
+                      layout=layout, rename=tuple(rename.items()), **common)  # fmt: skip
 
 
-def _export(entry: Entry, result: EvalResult, spec: ModelSpec, board: Path, file_name: str) -> None:
-    exported = to_robustbench(result, link=entry.link, venue=entry.venue, architecture=_arch_title(spec),
-                              group=entry.name, baseline=entry.baseline)  # fmt: skip
-    write_entry(exported, board, file_name)
+def load_board(name_or_path: str | os.PathLike[str], *, quick: bool = False) -> Board:
+    """Read a board file (``yaml.safe_load``: no code runs) and resolve every entry.
 
-
-def recheck_job(
-    entries: Sequence[Entry],
-    *,
-    dataset: str = "mnist5k",
-    seeds: Sequence[int] = (0, 1, 2),
-    norm: str = "Linf",
-    out: str | os.PathLike[str] = ".",
-) -> Path:
-    """Recompute every entry's checks from its saved result and rewrite the board; no training, no attack.
-
-    The checks (:mod:`robact_bench.evaluation.masking`) read only the ``EvalResult``, so after a
-    change to a check the board is brought up to date from ``runs/<dataset>/<model>_s<seed>/eval.json``
-    (written by :func:`run_entry`): the numbers stay those of the evaluation (its
-    ``environment.code_sha256`` says which code made them), the checks and the export are redone
-    (``robact.masking.code_sha256`` says which code judged them), then the folder is published.
+    Args:
+        name_or_path: A shipped board's name or a YAML path.
+        quick: Smoke run: trained entries get 1 epoch on 1,000 images.
 
     Raises:
-        ValueError: a saved result is missing (one line naming it).
+        ValueError: one line naming the file, the entry and the key that is wrong.
 
     """
-    from robact_bench.evaluation.masking import masking_checks
-    from robact_bench.fileio import read_json
-    from robact_bench.leaderboard.publish import publish
+    import yaml
 
-    out = Path(out)
-    board = out / "leaderboards" / dataset / norm
-    for entry in entries:
-        for seed in seeds:
-            file_name = entry_file_name(entry, seed)
-            path = out / "runs" / dataset / file_name / "eval.json"
-            if not path.is_file():
-                raise ValueError(f"{path}: no saved result to recheck (run `robact-bench run` for this model first)")
-            result = EvalResult.from_dict(read_json(path))
-            result = replace(result, masking=tuple(masking_checks(result)))
-            _export(entry, result, ModelSpec.from_dict(result.model), board, file_name)
-            log.info("rechecked %s", file_name)
-    return publish(board)[0]
+    path = board_path(name_or_path)
+    src = path.name
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"{src}: not a valid YAML board file ({one_line(str(exc))})") from None
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{src}: a board must be a mapping of keys {', '.join(_TOP_KEYS)}")
+    unknown = sorted(str(k) for k in data if k not in _TOP_KEYS)
+    if unknown:
+        raise ValueError(f"{src}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_TOP_KEYS)}")
+    name = _need(data, "board", str, src)
+    from robact_bench.data import DATASETS
+
+    dataset = DATASETS.resolve(_need(data, "dataset", str, src))
+    evaluation = data.get("evaluation") or {}
+    if not isinstance(evaluation, Mapping):
+        raise ValueError(f"{src}: 'evaluation' must be a mapping of evaluation settings")
+    clash = sorted(k for k in evaluation if k in ("suite", "eps", "norm", "n_examples"))
+    if clash:
+        raise ValueError(f"{src}: give {', '.join(clash)} at the top of the board, not under 'evaluation'")
+    eps = _need(data, "eps", (int, float, str), src)
+    if isinstance(eps, str):
+        import argparse
+
+        from robact_bench.cli import parse_eps
+
+        try:
+            eps = parse_eps(eps)
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"{src}: {exc}") from None
+    try:
+        eval_cfg = EvalConfig.from_dict({
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in evaluation.items()},
+            "suite": _need(data, "suite", str, src),
+            "eps": float(eps),
+            "norm": _need(data, "threat_model", str, src),
+            "n_examples": _need(data, "n_examples", int, src),
+        })  # fmt: skip
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{src}: evaluation: {one_line(str(exc))}") from None
+    if quick:
+        eval_cfg = replace(eval_cfg, n_examples=8, attacks=("pgd20", "fgsm", "pgd20-noeot"), sweeps=False)
+    seeds = _need(data, "seeds", list, src)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ValueError(f"{src}: 'seeds' must be a list of integers >= 0; got {one_line(repr(seeds))}")
+    raws = _need(data, "entries", list, src)
+    if not raws:
+        raise ValueError(f"{src}: 'entries' is empty: a board needs at least one entry")
+    ctx = {"_source": src, "dataset": dataset}
+    entries = tuple(_entry(raw, i, ctx, path.parent, quick) for i, raw in enumerate(raws))
+    dup = sorted({e.name for e in entries if [f.name for f in entries].count(e.name) > 1})
+    if dup:
+        raise ValueError(f"{src}: entry name(s) {', '.join(dup)} used more than once")
+    publish = data.get("publish_weights", False)
+    budget = data.get("weights_budget_mb", 20.0)
+    if not isinstance(publish, bool):
+        raise ValueError(f"{src}: 'publish_weights' must be true or false; got {one_line(repr(publish))}")
+    if not isinstance(budget, int | float) or isinstance(budget, bool) or not budget > 0:
+        raise ValueError(f"{src}: 'weights_budget_mb' must be a number > 0; got {one_line(repr(budget))}")
+    return Board(
+        name=name, dataset=dataset, eval_cfg=eval_cfg, seeds=tuple(seeds) if not quick else (seeds[0],),
+        entries=entries, description=_optional_str(data, "description", "", src),
+        publish_weights=publish and not quick, weights_budget_mb=float(budget), source=str(path), raw=data,
+    )  # fmt: skip
 
 
 def _arch_title(spec: ModelSpec) -> str:
-    names = {
-        "lenet5": "LeNet-5",
-        "lenet_cifar": "LeNet (CIFAR)",
-        "mlp2": "MLP-2",
-        "shallow_cnn": "Shallow CNN",
-        "resnet18_cifar": "ResNet-18",
-        "vgg16_cifar": "VGG-16",
+    title = _ARCH_TITLES.get(spec.arch, spec.arch)
+    if spec.drelu_head:
+        title += " + D-ReLU head" if spec.drelu_head_act == "drelu" else " + S-ReLU head"
+    return title
+
+
+def _training_record(entry: BoardEntry, run: RunConfig, history: list[dict[str, Any]], seconds: float,
+                     n_train: int) -> dict[str, Any]:  # fmt: skip
+    return {
+        "recipe": run.train.recipe,
+        "method": entry.method,
+        "config": run.train.to_dict(),
+        "run": run.to_dict(),
+        "dataset": run.dataset,
+        "split": "train",
+        "n_train": n_train,
+        "history": history,
+        "seconds": round(seconds, 2),
     }
-    return names.get(spec.arch, spec.arch) + (" + D-ReLU head" if spec.drelu_head else "")
 
 
-def _load(
-    dataset: str, n_train: int | None
-) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    x, y = load_dataset(dataset, "train")
-    if n_train is not None:
-        keep = balanced_subset(y, n_train)
-        x, y = x[keep], y[keep]
-    return (x, y), load_dataset(dataset, "test")
+def _model(board: Board, entry: BoardEntry, seed: int | None, runs: Path, *, resume: bool, progress: bool
+           ) -> tuple[Any, ModelSpec, dict[str, Any], Path]:  # fmt: skip
+    """The entry's model (trained for ``seed``, or the submitted one), its spec, training record and checkpoint."""
+    from robact_bench.models.checkpoint import load_checkpoint
+
+    if entry.run is not None:
+        from robact_bench.training.run import run_dir, train_run
+
+        run = entry.run.with_seed(int(seed))  # type: ignore[arg-type]
+        if not resume and run_dir(runs, run).is_dir():  # a fresh run replaces what an earlier one left
+            shutil.rmtree(run_dir(runs, run))
+        got = train_run(run, runs, resume=resume, progress=progress)
+        model, spec, meta = load_checkpoint(run_dir(runs, run) / "model")
+        n_train = int(meta.get("training", {}).get("n_train", 0))
+        return model, spec, _training_record(entry, run, got.history, got.train_seconds, n_train), run_dir(runs, run)
+    folder = runs / entry.name
+    if entry.state_dict is not None:
+        from robact_bench.models.convert import convert_state_dict
+
+        spec = entry.spec
+        assert spec is not None
+        from robact_bench.data import dataset_info
+
+        info = dataset_info(board.dataset)
+        c, h, _ = info.shape
+        spec = replace(
+            spec, num_classes=info.num_classes, arch_kwargs={"in_chans": c, "img_size": h, **spec.arch_kwargs}
+        )
+        convert_state_dict(entry.state_dict, folder, spec, normalization=entry.normalization, dataset=board.dataset,
+                           name=entry.name, layout=entry.layout, rename=entry.rename, overwrite=True)  # fmt: skip
+        meta_path = folder / "model.json"
+    else:
+        assert entry.checkpoint is not None
+        meta_path = entry.checkpoint
+    model, spec, meta = load_checkpoint(meta_path)
+    training = dict(meta.get("training", {}))
+    training.setdefault("method", entry.method)
+    if entry.checkpoint is not None and folder != meta_path.parent:  # keep a copy beside its result
+        folder.mkdir(parents=True, exist_ok=True)
+        for f in (meta_path, meta_path.with_suffix(".safetensors")):
+            shutil.copyfile(f, folder / f"model{f.suffix}")
+    return model, spec, training, folder
 
 
-def run_job(
-    entries: Sequence[Entry],
+def _publish_weights(board: Board, file_name: str, run_folder: Path, out: Path) -> dict[str, Any]:
+    """Copy the checkpoint and eval.json to the board's weights folder; return ``robact.weights``."""
+    from robact_bench.fileio import atomic_write_bytes
+    from robact_bench.models.checkpoint import weights_sha256
+
+    dest = board.weights_folder(out) / file_name
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("model.safetensors", "model.json", "eval.json"):
+        atomic_write_bytes(dest / name, (run_folder / name).read_bytes())
+    return {
+        "path": (dest / "model.safetensors").relative_to(out).as_posix(),
+        "sha256": weights_sha256(dest / "model"),
+        "eval": (dest / "eval.json").relative_to(out).as_posix(),
+    }
+
+
+def _export(board: Board, entry: BoardEntry, result: EvalResult, spec: ModelSpec, file_name: str,
+            weights: dict[str, Any] | None, out: Path) -> None:  # fmt: skip
+    from robact_bench.leaderboard.export import to_robustbench, write_entry
+
+    exported = to_robustbench(result, link=entry.link, venue=entry.venue, authors=entry.authors,
+                              architecture=entry.architecture or _arch_title(spec), group=entry.name,
+                              baseline=entry.baseline, reported=entry.reported, weights=weights)  # fmt: skip
+    write_entry(exported, board.folder(out), file_name)
+
+
+def run_entry(board: Board, entry: BoardEntry, seed: int | None, *, out: str | os.PathLike[str] = ".",
+              progress: bool = True, resume: bool = False, quick: bool = False) -> EvalResult:  # fmt: skip
+    """Train (or load) one entry, evaluate it, write its ``eval.json`` and its board entry."""
+    from robact_bench.data import load_dataset
+    from robact_bench.evaluation.engine import run_evaluation
+
+    out = Path(out)
+    file_name = entry.file_name(seed)
+    model, spec, training, folder = _model(board, entry, seed, out / "runs" / board.dataset, resume=resume,
+                                           progress=progress)  # fmt: skip
+    x, y = load_dataset(board.dataset, "test")
+    result = run_evaluation(model, x, y, board.eval_cfg, model_name=file_name, title=entry.title,
+                            dataset=board.dataset, split="test", spec=spec.to_dict(), training=training,
+                            progress=progress, quick=quick)  # fmt: skip
+    atomic_write_json(folder / "eval.json", result.to_dict())
+    weights = _publish_weights(board, file_name, folder, out) if board.publish_weights else None
+    _export(board, entry, result, spec, file_name, weights, out)
+    return result
+
+
+def _check_budget(board: Board, out: Path) -> None:
+    folder = board.weights_folder(out)
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
+    if size > board.weights_budget_mb * 1e6:
+        raise ValueError(f"{folder}: published weights take {size / 1e6:.1f} MB, over the board's "
+                         f"weights_budget_mb {board.weights_budget_mb:g}")  # fmt: skip
+    log.info("%s: published weights %.1f MB (budget %g MB)", folder, size / 1e6, board.weights_budget_mb)
+
+
+def run_board(
+    board: Board,
     *,
-    dataset: str = "mnist5k",
-    seeds: Sequence[int] = (0, 1, 2),
-    eval_cfg: EvalConfig,
     out: str | os.PathLike[str] = ".",
     progress: bool = True,
     quick: bool = False,
-    n_train: int | None = None,
     resume: bool = False,
+    seeds: Sequence[int] | None = None,
 ) -> tuple[list[EvalResult], Path]:
-    """Run every entry with every seed, then render the leaderboard folder; return results and its table.
+    """Run every entry of ``board`` (trained ones with every seed), then publish its folder.
 
     Args:
-        entries: Models to produce.
-        dataset: Dataset name (train on ``train``, evaluate on ``test``).
-        seeds: Training seeds (one checkpoint and one JSON entry per entry and seed).
-        eval_cfg: Evaluation configuration.
-        out: Output root: ``<out>/leaderboards/<dataset>/<norm>/`` and ``<out>/runs/``.
+        board: The board (:func:`load_board`).
+        out: Output root: ``<out>/leaderboards/``, ``<out>/runs/`` and ``<out>/weights/``.
         progress: Show progress bars.
         quick: Smoke run (marked in every file).
-        n_train: Use only the first ``n_train`` class-balanced training images.
-        resume: Skip an entry and seed whose JSON file is already in the leaderboard folder and
-            valid (a stopped job goes on where it stopped; the results returned are the new ones).
+        resume: Skip an entry whose JSON file is already in the board folder and valid, and
+            continue an unfinished training run (a stopped job goes on where it stopped).
+        seeds: Override the board's seeds.
+
+    Returns:
+        The new results and the board's Markdown table.
 
     """
     from robact_bench.leaderboard.publish import publish
     from robact_bench.leaderboard.schema import validate_paths
 
     out = Path(out)
-    board = out / "leaderboards" / dataset / eval_cfg.norm
+    folder = board.folder(out)
     if resume:  # temporary files a killed job left behind (never read; they must not be published)
-        for folder in (board, board / "plots", *sorted((out / "runs" / dataset).glob("*"))):
-            remove_stale_temps(folder)
-    train, test = _load(dataset, n_train)
+        for f in (folder, folder / "plots", *sorted((out / "runs" / board.dataset).rglob("*"))):
+            if f.is_dir():
+                remove_stale_temps(f)
     results = []
-    for entry in entries:
-        for seed in seeds:
-            done = board / f"{entry_file_name(entry, seed)}.json"
+    for entry in board.entries:
+        for seed in (tuple(seeds) if seeds is not None else board.seeds) if entry.trained else (None,):
+            done = folder / f"{entry.file_name(seed)}.json"
             if resume and done.is_file() and validate_paths([done]).ok:
                 log.info("%s exists and is valid: skipped (resume)", done)
                 continue
-            log.info("running %s seed %d", entry.name, seed)
-            res = run_entry(entry, seed=seed, dataset=dataset, train_data=train, test_data=test,
-                            eval_cfg=eval_cfg, out=out, progress=progress, quick=quick)  # fmt: skip
-            results.append(res)
-    paths = publish(board)
-    return results, paths[0]
+            log.info("running %s%s", entry.name, f" seed {seed}" if seed is not None else "")
+            t0 = time.perf_counter()
+            results.append(run_entry(board, entry, seed, out=out, progress=progress, resume=resume, quick=quick))
+            log.info("%s done in %.1f s", entry.file_name(seed), time.perf_counter() - t0)
+    if board.publish_weights:
+        _check_budget(board, out)
+    return results, publish(folder)[0]
+
+
+def recheck_board(board: Board, *, out: str | os.PathLike[str] = ".", seeds: Sequence[int] | None = None) -> Path:
+    """Recompute every entry's checks from its saved result and rewrite the board; no training, no attack.
+
+    The checks (:mod:`robact_bench.evaluation.masking`) read only the ``EvalResult``, so after a
+    change to a check the board is brought up to date from each entry's ``eval.json``: the one in
+    ``runs/`` (written by :func:`run_entry`), else the published one beside its weights. The
+    numbers stay those of the evaluation (its ``environment.code_sha256`` says which code made
+    them); the checks and the export are redone (``robact.masking.code_sha256`` says which code
+    judged them), then the folder is published.
+
+    Raises:
+        ValueError: a saved result is missing (one line naming it).
+
+    """
+    from robact_bench.evaluation.masking import masking_checks
+    from robact_bench.leaderboard.publish import publish
+    from robact_bench.models.checkpoint import weights_sha256
+
+    out = Path(out)
+    for entry in board.entries:
+        for seed in (tuple(seeds) if seeds is not None else board.seeds) if entry.trained else (None,):
+            file_name = entry.file_name(seed)
+            published = board.weights_folder(out) / file_name
+            run = out / "runs" / board.dataset / entry.name
+            candidates = [run / f"seed{seed}" / "eval.json" if seed is not None else run / "eval.json",
+                          published / "eval.json"]  # fmt: skip
+            path = next((p for p in candidates if p.is_file()), None)
+            if path is None:
+                raise ValueError(
+                    f"{candidates[0]}: no saved result to recheck (run `robact-bench run` for this model first)"
+                )
+            result = EvalResult.from_dict(read_json(path))
+            result = replace(result, masking=tuple(masking_checks(result)))
+            weights = None
+            if board.publish_weights and (published / "model.safetensors").is_file():
+                weights = {"path": (published / "model.safetensors").relative_to(out).as_posix(),
+                           "sha256": weights_sha256(published / "model"),
+                           "eval": (published / "eval.json").relative_to(out).as_posix()}  # fmt: skip
+            _export(board, entry, result, ModelSpec.from_dict(result.model), file_name, weights, out)
+            log.info("rechecked %s", file_name)
+    return publish(board.folder(out))[0]
 
 
 def summary_rows(results: Sequence[EvalResult]) -> list[dict[str, Any]]:
@@ -350,11 +616,10 @@ def summary_rows(results: Sequence[EvalResult]) -> list[dict[str, Any]]:
         {
             "model": r.model_name,
             "clean": round(100 * r.clean_acc, 2),
-            "reported": None if r.reported_acc is None else round(100 * r.reported_acc, 2),
             "autoattack": None if r.autoattack_acc is None else round(100 * r.autoattack_acc, 2),
-            "robust": round(100 * r.robust_acc, 2),
+            "robust": round(100 * r.robust_acc, 2) if r.robust_acc is not None else None,
             "n": r.n_examples,
-            "seconds": round(r.wall_time_s + r.training.get("seconds", 0.0), 1),
+            "seconds": round(r.wall_time_s + float(r.training.get("seconds", 0.0) or 0.0), 1),
         }
         for r in results
     ]

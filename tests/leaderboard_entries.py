@@ -26,8 +26,14 @@ def make_entry(
     history: list[dict[str, Any]] | None = None,
     per_attack: dict[str, float] | None = None,
     name: str | None = None,
+    missing: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """One entry; ``track=None`` leaves ``robact.track`` out (old files)."""
+    """One entry; ``track=None`` leaves ``robact.track`` out (old files).
+
+    ``missing``: the blocks (``"model"``, ``"training"``) the entry lacks, ``null`` and declared in
+    ``robact.provenance`` as an exported entry of a model not ours has them; ``None`` leaves
+    ``robact.provenance`` out (old files).
+    """
     e: dict[str, Any] = {
         "link": "",
         "name": name or f"{group} model",
@@ -67,6 +73,11 @@ def make_entry(
         "sweeps": sweeps or [],
     }
     rb["training"] = {"recipe": "pgd_at", "history": history or []}
+    if missing is not None:
+        rb["provenance"] = {"trained_by": "external" if "training" in missing else "robact_bench",
+                            "missing": list(missing)}  # fmt: skip
+        for block in missing:
+            rb[block] = None
     e["robact"] = rb
     return e
 

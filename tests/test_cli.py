@@ -48,16 +48,21 @@ def test_list_commands(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 17
     assert any(line.startswith("brelu_paper_resnet18_cifar10_pgd7_adamw_onecycle ") for line in lines)
+    assert main(["list", "boards"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["digits", "mnist5k"]
+    assert all("10 entries x 3 seeds" in line for line in lines)
 
 
 @pytest.mark.parametrize(
     ("args", "match"),
     [
-        (["run", "--eps", "8"], "write 8/255"),
-        (["run", "--n-examples", "0"], "expected an integer >= 1"),
-        (["run", "--seed", "two"], "expected an integer >= 0"),
-        (["run", "--seed", "-1"], "expected an integer >= 0"),
+        (["run", "--seeds", "two"], "expected an integer >= 0"),
+        (["run", "--seeds", "-1"], "expected an integer >= 0"),
+        (["run", "chess"], "no board file 'chess' and no shipped board of that name"),
+        (["run", "digits", "--models", "MLP2_Nope"], "no model MLP2_Nope on board digits"),
         (["list", "weights"], "invalid choice"),
+        (["export", "eval.json", "--out", "d", "--reported", "120"], r"a percentage must be in \[0, 100\]; got '120'"),
         (["fly"], "invalid choice"),
         (["report", "/nonexistent", "--eps", "0.1"], "no finished runs"),
         (["report", ".", "--eps", "8"], "write 8/255"),
@@ -83,7 +88,7 @@ def test_help_on_every_command():
 
 def test_run_quick_end_to_end(tmp_path):
     """The main job's smoke run: one valid entry per model and seed on both boards, then the rendered folder."""
-    from robact_bench.jobs import leaderboard_entries
+    from robact_bench.jobs import load_board
     from robact_bench.leaderboard.schema import validate_paths
 
     res = _cli("run", "--quick", "--out", str(tmp_path), "--no-progress")
@@ -91,13 +96,15 @@ def test_run_quick_end_to_end(tmp_path):
     for dataset in ("digits", "mnist5k"):
         board = tmp_path / "leaderboards" / dataset / "Linf"
         names = sorted(p.stem for p in board.glob("*.json"))
-        assert names == sorted(f"{e.name}_s0" for e in leaderboard_entries(dataset)) and len(names) == 8
+        assert names == sorted(f"{e.name}_s0" for e in load_board(dataset).entries) and len(names) == 10
         assert validate_paths([board]).errors == []
         for name in names:
             e = json.loads((board / f"{name}.json").read_text())
             assert e["robact"]["quick"] is True and "Smoke run" in e["footnote"]
             assert e["robact"]["evaluation"]["n_examples"] == 8 and e["robact"]["seed"] == 0
-            assert (tmp_path / "runs" / dataset / name / "model.safetensors").is_file()
+            run = tmp_path / "runs" / dataset / name.removesuffix("_s0") / "seed0"
+            assert (run / "model.safetensors").is_file() and (run / "eval.json").is_file()
+            assert e["reported"] == "" and "weights" not in e["robact"]  # --quick publishes no weights
         brelu = json.loads(next(board.glob("*_BReLU_PGDAT_s0.json")).read_text())
         ev = brelu["robact"]["evaluation"]
         assert brelu["robact"]["track"] == "randomized" and brelu["number_forward_passes"] == ev["passes"] == 10
@@ -106,16 +113,17 @@ def test_run_quick_end_to_end(tmp_path):
         assert "SMOKE RUN" in table and all(f"`{n.removesuffix('_s0')}`" in table for n in names)
         assert (board / "index.html").is_file()
     summary = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
-    assert len(summary) == 16
+    assert len(summary) == 20
+    assert not (tmp_path / "weights").exists()
     # --recheck: the checks recomputed from the saved results, the numbers untouched
     board = tmp_path / "leaderboards" / "digits" / "Linf"
     before = {p.name: json.loads(p.read_text()) for p in board.glob("*.json")}
-    res = _cli("run", "--quick", "--recheck", "--dataset", "digits", "--out", str(tmp_path), "--no-progress")
+    res = _cli("run", "digits", "--quick", "--recheck", "--out", str(tmp_path), "--no-progress")
     assert res.returncode == 0, res.stderr
     for name, old in before.items():
         new = json.loads((board / name).read_text())
         assert new["robact"]["evaluation"]["points"] == old["robact"]["evaluation"]["points"]
         assert new["robact"]["masking"]["checks"] == old["robact"]["masking"]["checks"]
-    (tmp_path / "runs" / "digits" / "MLP2_ReLU_PGDAT_s0" / "eval.json").unlink()
-    res = _cli("run", "--quick", "--recheck", "--dataset", "digits", "--out", str(tmp_path), "--no-progress")
+    (tmp_path / "runs" / "digits" / "MLP2_ReLU_PGDAT" / "seed0" / "eval.json").unlink()
+    res = _cli("run", "digits", "--quick", "--recheck", "--out", str(tmp_path), "--no-progress")
     assert res.returncode == 2 and "no saved result to recheck" in res.stderr and len(res.stderr.splitlines()) == 1

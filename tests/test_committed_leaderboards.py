@@ -46,6 +46,8 @@ def test_committed_entries_and_rendered_files(board):
             assert sum(pts["headline"]) == ev["scores"]["headline"]["expected"]["successes"]
             for a in heads.values():
                 assert ev["robust_acc"] <= a["scores"]["expected"]["ci95"][1]
+            # never above AutoAttack: where the worst case read above it by scoring noise, the headline is AutoAttack's
+            assert sum(pts["headline"]) <= sum(pts["autoattack"]), path.name
         if ev["robust_acc"] < ev["autoattack_acc"]:
             assert entry["external"] == f"{100 * ev['robust_acc']:.2f}"
         assert entry["unreliable"] is r["masking"]["unreliable"]

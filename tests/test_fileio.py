@@ -128,20 +128,21 @@ def test_resuming_an_evaluation_removes_the_temporary_files_of_its_folder(tmp_pa
 
 
 def test_resuming_the_main_job_removes_temporary_files_before_publishing(tmp_path, monkeypatch):
-    from robact_bench.evaluation.config import EvalConfig
-    from robact_bench.jobs import run_job
+    from dataclasses import replace
+
+    from robact_bench.jobs import load_board, run_board
     from robact_bench.leaderboard import publish
 
     board = tmp_path / "leaderboards" / "digits" / "Linf"
     stale = [
         board / ".MLP2_ReLU_PGDAT_s0.json.0123456789ab.tmp",
         board / "plots" / ".per_attack.png.0123456789ab.tmp",
-        tmp_path / "runs" / "digits" / "MLP2_ReLU_PGDAT_s0" / ".model.safetensors.0123456789ab.tmp",
+        tmp_path / "runs" / "digits" / "MLP2_ReLU_PGDAT" / "seed0" / ".model.safetensors.0123456789ab.tmp",
     ]
     for p in stale:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"half")
     seen = []
     monkeypatch.setattr(publish, "publish", lambda d: seen.append(sorted(Path(d).rglob("*.tmp"))) or [Path(d)])
-    run_job([], dataset="digits", seeds=(), eval_cfg=EvalConfig(suite="basic", eps=0.1), out=tmp_path, resume=True)
+    run_board(replace(load_board("digits"), entries=()), out=tmp_path, resume=True)
     assert seen == [[]] and not any(p.exists() for p in stale)

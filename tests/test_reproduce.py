@@ -20,7 +20,7 @@ FIELDS = ("clean_acc", "reported", "autoattack_acc", "external")
 @pytest.mark.skipif(not COMMITTED.is_dir(), reason="no committed digits leaderboard")
 def test_main_job_reproduces_the_committed_numbers(tmp_path):
     res = subprocess.run(
-        [sys.executable, "-m", "robact_bench", "run", "--dataset", "digits", "--out", str(tmp_path), "--no-progress"],
+        [sys.executable, "-m", "robact_bench", "run", "digits", "--out", str(tmp_path), "--no-progress"],
         capture_output=True,
         text=True,
     )

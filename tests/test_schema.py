@@ -11,21 +11,28 @@ import pytest
 
 from robact_bench.cli import main
 from robact_bench.evaluation.config import EvalConfig
-from robact_bench.jobs import leaderboard_entries, run_entry
+from robact_bench.jobs import load_board, run_entry
 from robact_bench.leaderboard.schema import load_schema, validate_entry, validate_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _one_epoch(name: str, cfg: EvalConfig):
+    """The shipped digits board with ``cfg`` and no published weights, and its entry ``name`` trained 1 epoch."""
+    from dataclasses import replace
+
+    board = replace(load_board("digits"), eval_cfg=cfg, publish_weights=False)
+    entry = next(e for e in board.entries if e.name == name)
+    return board, replace(entry, run=replace(entry.run, train=replace(entry.run.train, epochs=1)))
+
+
 @pytest.fixture(scope="module")
 def our_entry(tmp_path_factory, digits) -> dict:
     """A real entry: a digits MLP trained for 1 epoch, evaluated with part of the adaptive suite."""
-    xtr, ytr, xte, yte = digits
     out = tmp_path_factory.mktemp("entry")
-    entry = next(e for e in leaderboard_entries("digits", epochs_at=1) if e.name == "MLP2_ReLU_PGDAT")
     cfg = EvalConfig(suite="adaptive", eps=0.1, n_examples=20, attacks=("apgd-ce", "pgd20", "fgsm"), sweeps=False)
-    run_entry(entry, seed=1, dataset="digits", train_data=(xtr, ytr), test_data=(xte, yte), eval_cfg=cfg, out=out,
-              progress=False)  # fmt: skip
+    board, entry = _one_epoch("MLP2_ReLU_PGDAT", cfg)
+    run_entry(board, entry, 1, out=out, progress=False)
     path = out / "leaderboards" / "digits" / "Linf" / "MLP2_ReLU_PGDAT_s1.json"
     return json.loads(path.read_text())
 
@@ -138,13 +145,11 @@ def test_each_mutation_is_rejected_naming_the_field(our_entry, case):
 @pytest.fixture(scope="module")
 def random_entry(tmp_path_factory, digits) -> dict:
     """A real randomized-track entry: a BReLU MLP, EOT over 2 samples, 3 passes."""
-    xtr, ytr, xte, yte = digits
     out = tmp_path_factory.mktemp("rentry")
-    entry = next(e for e in leaderboard_entries("digits", epochs_at=1) if e.name == "MLP2_BReLU_PGDAT")
     cfg = EvalConfig(suite="adaptive", eps=0.1, n_examples=20, eot_iter=2, passes=3,
                      attacks=("apgd-ce", "pgd20", "pgd20-noeot"), sweeps=False)  # fmt: skip
-    run_entry(entry, seed=0, dataset="digits", train_data=(xtr, ytr), test_data=(xte, yte), eval_cfg=cfg, out=out,
-              progress=False)  # fmt: skip
+    board, entry = _one_epoch("MLP2_BReLU_PGDAT", cfg)
+    run_entry(board, entry, 0, out=out, progress=False)
     return json.loads((out / "leaderboards" / "digits" / "Linf" / "MLP2_BReLU_PGDAT_s0.json").read_text())
 
 

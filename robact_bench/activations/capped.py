@@ -53,6 +53,14 @@ class SReLU(nn.Module):
         """Return ``clamp(x, 0, m)``."""
         return x.clamp(0.0, self.m)
 
+    def at_cap(self, x: torch.Tensor) -> torch.Tensor:
+        """Boolean mask of the entries of ``x`` (a pre-activation batch) that reach the cap."""
+        return x >= self.m
+
+    def caps(self) -> torch.Tensor:
+        """The cap as a one-element tensor (D-ReLU: one per neuron)."""
+        return torch.tensor([float(self.m)])
+
     surrogate = _uncapped
 
     def extra_repr(self) -> str:
@@ -119,6 +127,10 @@ class DReLU(LazyModuleMixin, nn.Module):
         """Fraction of the entries of ``x`` (a pre-activation batch) that reach the cap."""
         return float(self.at_cap(x).float().mean())
 
+    def caps(self) -> torch.Tensor:
+        """The caps, one per neuron/channel (a detached CPU copy)."""
+        return self.m.detach().flatten().cpu()
+
     surrogate = _uncapped
 
     def extra_repr(self) -> str:
@@ -130,6 +142,11 @@ class DReLU(LazyModuleMixin, nn.Module):
 def drelu_modules(model: nn.Module) -> list[DReLU]:
     """All :class:`DReLU` modules of ``model``, in module order."""
     return [m for m in model.modules() if isinstance(m, DReLU)]
+
+
+def capped_modules(model: nn.Module) -> list[DReLU | SReLU]:
+    """All capped ReLUs (:class:`DReLU` and :class:`SReLU`) of ``model``, in module order."""
+    return [m for m in model.modules() if isinstance(m, DReLU | SReLU)]
 
 
 def drelu_penalty(model: nn.Module) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robact_bench.activations import is_stochastic
-from robact_bench.activations.capped import drelu_modules
+from robact_bench.activations.capped import capped_modules
 from robact_bench.attacks.common import model_device
 from robact_bench.attacks.record import FixedDraws
 from robact_bench.evaluation.stochastic import measure_stochastic
@@ -24,12 +24,13 @@ from robact_bench.evaluation.stochastic import measure_stochastic
 
 @torch.no_grad()
 def drelu_saturation(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> dict[str, Any] | None:
-    """Share of D-ReLU inputs on ``x`` that reach their cap; ``None`` if the model has no D-ReLU.
+    """Share of capped-ReLU inputs on ``x`` that reach their cap; ``None`` if the model has none.
 
-    A D-ReLU whose cap is never reached computes a plain ReLU: the model is then a ReLU network
-    and its numbers say nothing about D-ReLU (observed with the paper's m = 100 in short runs).
+    A D-ReLU (or S-ReLU) whose cap is never reached computes a plain ReLU: the model is then a
+    ReLU network and its numbers say nothing about the cap (observed with the D-ReLU paper's
+    m = 100 in short runs).
     """
-    mods = drelu_modules(model)
+    mods = capped_modules(model)
     if not mods:
         return None
     hits = [0] * len(mods)
@@ -57,13 +58,13 @@ def drelu_saturation(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -
         for h in handles:
             h.remove()
     share = sum(hits) / max(1, sum(totals))
-    caps = torch.cat([m.m.detach().flatten().cpu() for m in mods])
+    caps = torch.cat([m.caps() for m in mods])
     return {
         "name": "drelu_saturation",
         "passed": share > 0.0,
         "value": share,
         "reason": (
-            "share of D-ReLU inputs on the evaluation images that reach the cap m; "
+            "share of capped-ReLU (D-ReLU, S-ReLU) inputs on the evaluation images that reach the cap m; "
             "0 means the cap never acts and the model is a plain ReLU network"
         ),
         "max_preactivation": max(max_pre),

@@ -16,6 +16,11 @@ from robact_bench.registry import check_kwargs
 _TUPLES = ("counts", "select", "confirm", "chosen", "query_counts", "surrogate_wrong", "cumulative_counts")
 
 
+#: the note (in ``EvalResult.warnings``) of a random model whose headline is AutoAttack's result:
+#: the per-point worst case read above it by the noise of the scoring passes (see the engine)
+HEADLINE_IS_AUTOATTACK = "the headline is AutoAttack's result"
+
+
 @dataclass(frozen=True)
 class AttackRecord:
     """One attack's outcome.

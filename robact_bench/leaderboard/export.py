@@ -4,24 +4,62 @@ RobustBench's fields keep their exact types (percentage *strings*, ``eps`` as ``
 ``"8/255"``, ``number_forward_passes`` an int); everything else goes in one ``"robact"`` block,
 so a RobustBench reader still reads the file. Tables, pages and plots are rendered from the
 JSON files only (:mod:`robact_bench.leaderboard.render`).
+
+Any evaluation can be exported, also of a model that is not in our registry or was not trained
+by us (``robact_bench.evaluate`` takes any ``nn.Module``): the blocks it cannot fill,
+``robact.model`` (our registry's spec) and ``robact.training`` (our training record), are
+``null``, and ``robact.provenance`` declares them (``{"trained_by": "external", "missing":
+["model", "training"]}``); the schema rejects an absent block that is not declared and a
+declared one that is present. :func:`export_entry` writes such an entry from a saved
+``eval.json`` (``robact-bench export``).
+
+Example:
+    >>> result = robact_bench.evaluate(my_model, x, y, "standard", model_name="MyNet")  # doctest: +SKIP
+    >>> export_entry(result, "leaderboards/mine/Linf", architecture="ResNet-18")  # doctest: +SKIP
+
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
+import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from robact_bench.evaluation.masking import masking_verdict
-from robact_bench.evaluation.result import EvalResult
+from robact_bench.evaluation.result import HEADLINE_IS_AUTOATTACK, EvalResult
 from robact_bench.evaluation.stochastic import RULE_DOC
-from robact_bench.fileio import atomic_write_json, code_fingerprint, to_jsonable
+from robact_bench.fileio import atomic_write_json, code_fingerprint, read_json, to_jsonable
 from robact_bench.leaderboard.inference import rule_intervals
+from robact_bench.parsing import one_line
 
-SCHEMA_ID = "robact_bench.entry/3"
+log = logging.getLogger(__name__)
+
+SCHEMA_ID = "robact_bench.entry/4"
+"""The ``robact.schema`` we write. ``/4`` added ``robact.provenance`` (required) and the ``null``
+blocks it declares; ``/3`` entries (no provenance, every block present) stay valid."""
+
+BLOCKS: tuple[str, ...] = ("model", "training")
+"""The ``robact`` blocks an entry may lack, declared in ``robact.provenance.missing``."""
+
+#: a name for an entry file and ``robact.model_name``/``group``: letters, digits, ``_ . -``, not hidden
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+#: the footnote of an entry lacking blocks, by the blocks it lacks
+PROVENANCE_NOTES = {
+    ("model", "training"): "External model: its architecture and its training are not ours and unknown to "
+    "robact_bench (no robact.model or robact.training record; the architecture is as the submitter states "
+    "it); only the evaluation is ours.",
+    ("training",): "Trained outside robact_bench: the architecture is from our registry (robact.model), its "
+    "training is unknown to us (no robact.training record); only the evaluation is ours.",
+    ("model",): "Not a registry architecture: the architecture is unknown to robact_bench (no robact.model "
+    "record; as the submitter states it); trained with robact_bench (robact.training).",
+}
 
 
 def pct(x: float) -> str:
@@ -131,15 +169,72 @@ def _attack_entry(result: EvalResult, a: Any) -> dict[str, Any]:
     return {**out, **a.record}
 
 
+def training_block(result: EvalResult) -> dict[str, Any] | None:
+    """``robact.training`` of ``result``: our training record, or ``None`` when it has none.
+
+    A record is ours when it names a ``recipe`` (``robact-bench train``, ``run`` and the training
+    loop write one); then ``config_hash`` is added, ``seconds`` is read from ``train_seconds`` where
+    only that is recorded, and ``history`` is ``[]`` where the evaluation left it out
+    (``robact-bench eval`` does). Anything else (``{}`` for a user's module, ``{"name", "dataset"}``
+    for a converted checkpoint) is no training record: the model was trained elsewhere.
+
+    Raises:
+        ValueError: a record names a recipe but has no ``config`` (a partial record is refused,
+            never declared absent).
+
+    """
+    training = dict(result.training)
+    if not training.get("recipe"):
+        return None
+    if not isinstance(training.get("config"), dict):
+        raise ValueError(
+            f"{result.model_name}: the training record names recipe {training['recipe']!r} but has no config; "
+            "a partial training record cannot be exported"
+        )
+    training["config_hash"] = config_hash(training["config"])
+    if "seconds" not in training and isinstance(training.get("train_seconds"), int | float):
+        training["seconds"] = training["train_seconds"]
+    if "history" not in training:
+        training["history"] = []
+        log.info("%s: the result holds no training history (robact.training.history = [])", result.model_name)
+    return training
+
+
+def absent_blocks(result: EvalResult) -> tuple[str, ...]:
+    """The blocks of :data:`BLOCKS` that ``result`` cannot fill, in that order.
+
+    ``model`` when the result holds no model spec (a module that is not built from our registry);
+    ``training`` when it holds no training record of ours (:func:`training_block`).
+    """
+    return _blocks(result)[1]
+
+
+def _blocks(result: EvalResult) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
+    """``robact.training`` (:func:`training_block`) and the absent blocks (:func:`absent_blocks`)."""
+    training = training_block(result)
+    return training, tuple(b for b, block in zip(BLOCKS, (result.model, training), strict=True) if not block)
+
+
+def _train_seed(training: dict[str, Any] | None) -> int | None:
+    """The training seed: ``config.seed`` (the main job), else ``config.train.seed`` (``robact-bench train``)."""
+    config = (training or {}).get("config") or {}
+    seed = config.get("seed")
+    if seed is None and isinstance(config.get("train"), dict):
+        seed = config["train"].get("seed")
+    return int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
 def to_robustbench(
     result: EvalResult,
     *,
     link: str = "",
-    authors: str = "robact_bench",
-    venue: str = "robact_bench",
+    authors: str | None = None,
+    venue: str | None = None,
     architecture: str | None = None,
     group: str | None = None,
     baseline: bool = False,
+    reported: str = "",
+    weights: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The RobustBench ``model_info`` entry for ``result``, with our ``robact`` block.
 
@@ -147,28 +242,39 @@ def to_robustbench(
       deterministic); the three rules with 95% intervals and the per-point counts are in
       ``robact.evaluation`` (``scores``, ``per_attack.<name>.scores``, ``points``), and
       ``robact.evaluation.scoring`` says which rule each field holds (:data:`FIELD_RULES`).
-    * ``reported``: the non-adaptive protocol's number (see ``EvalResult.reported_acc``), else
-      our worst case; ``autoattack_acc``: AutoAttack's components alone.
+    * ``reported``: the number the method's paper reported for this model, as RobustBench uses
+      the field, or ``""`` (what RobustBench writes when there is none); our numbers never go
+      there. ``autoattack_acc``: AutoAttack's components alone.
     * ``number_forward_passes``: 1 on the deterministic track; R (the scoring passes) on the
       randomized track.
     * ``unreliable``: True when a check of kind ``inflated`` failed (our headline may still be
       inflated); then ``footnote`` names the failed checks with their numbers and ``external``
       holds our headline. Checks of kind ``overstated`` (a naive number above ours) are reported
       in the footnote and never set ``unreliable``.
+    * ``robact.provenance``: ``trained_by`` (``robact_bench`` or ``external``) and ``missing``,
+      the blocks of :data:`BLOCKS` that are ``null`` (:func:`absent_blocks`); the footnote says so.
     * ``external``: our headline (worst case per point over every attack) when it is below
       ``autoattack_acc``, when the entry is unreliable, and always on the randomized track, where
-      the headline (the strongest image per point, scored on fresh passes) is an unbiased estimate
-      that can exceed AutoAttack's own by the noise of the passes (RobustBench ranks by
-      ``external`` where present).
+      the headline is the strongest image per point, scored on fresh passes (RobustBench ranks by
+      ``external`` where present). It is never above ``autoattack_acc``: where the per-point worst
+      case read above AutoAttack by the noise of the passes, the engine made AutoAttack's result
+      the headline, and the footnote says so.
 
     Args:
-        result: The evaluation.
+        result: The evaluation: of one of our models, or of any module (then the blocks it
+            cannot fill are ``null`` and declared in ``robact.provenance``; see the module docs).
         link: RobustBench's ``link`` (the method's paper).
-        authors: RobustBench's ``authors``.
-        venue: RobustBench's ``venue``.
-        architecture: RobustBench's ``architecture`` (default: the spec's architecture name).
+        authors: RobustBench's ``authors`` (default: ``"robact_bench"`` for a model we trained,
+            else ``""``).
+        venue: RobustBench's ``venue`` (default as ``authors``).
+        architecture: RobustBench's ``architecture`` (default: the spec's architecture name;
+            required when the result has no model spec).
         group: The name shared by the seeds of one model (default: ``result.model_name``).
         baseline: The row is a baseline (ReLU with PGD-AT or TRADES) every table shows.
+        reported: The paper's own number for this model (a percentage string such as ``"52.10"``),
+            or ``""``.
+        weights: The published checkpoint, ``{"path": ..., "sha256": ...}`` (``robact.weights``;
+            the path relative to the entry's folder), or ``None`` when the weights are not published.
 
     """
     if result.robust_acc is None or result.robust_counts is None:
@@ -176,19 +282,27 @@ def to_robustbench(
             f"{result.model_name}: suite {result.suite} ran no attack; there is no robust accuracy to export"
         )
     headline = result.robust_acc
+    training, missing = _blocks(result)
+    architecture = architecture or result.model.get("arch", "")
+    if not architecture:
+        raise ValueError(
+            f"{result.model_name}: the result has no model spec (not a model of our registry): state its "
+            "architecture (architecture=..., --architecture), e.g. 'ResNet-18'"
+        )
+    ours = "training" not in missing
     track = track_of(result)
     entry: dict[str, Any] = {
         "link": link,
         "name": result.title,
-        "authors": authors,
+        "authors": authors if authors is not None else ("robact_bench" if ours else ""),
         "additional_data": False,
         "number_forward_passes": result.passes if track["track"] == "randomized" else 1,
         "dataset": result.dataset,
-        "venue": venue,
-        "architecture": architecture or result.model.get("arch", ""),
+        "venue": venue if venue is not None else ("robact_bench" if ours else ""),
+        "architecture": architecture,
         "eps": format_eps(result.eps),
         "clean_acc": pct(result.clean_acc),
-        "reported": pct(result.reported_acc if result.reported_acc is not None else headline),
+        "reported": reported,
     }
     if result.autoattack_acc is not None:
         entry["autoattack_acc"] = pct(result.autoattack_acc)
@@ -213,14 +327,20 @@ def to_robustbench(
     randomized = track["track"] == "randomized"
     if (result.autoattack_acc is not None and headline < result.autoattack_acc) or unreliable or randomized:
         entry["external"] = pct(headline)
+        capped = any(HEADLINE_IS_AUTOATTACK in w for w in result.warnings)
         notes.append(
-            f"{pct(headline)}% is the worst case per point over all our attacks"
+            f"{pct(headline)}% is AutoAttack's result: the worst case per point over all our attacks read above "
+            "it by the noise of the scoring passes, and the headline never claims more than AutoAttack."
+            if capped
+            else f"{pct(headline)}% is the worst case per point over all our attacks"
             + (f" (expected accuracy over {result.passes} passes)" if result.passes > 1 else "")
             + (
                 f"; AutoAttack {result.autoattack_version} alone: {pct(result.autoattack_acc)}%."
                 if result.autoattack_acc is not None
                 else "."
             )
+            if not capped
+            else ""
         )
     if track["track"] == "randomized":
         notes.append(
@@ -241,15 +361,14 @@ def to_robustbench(
                 else f"D-ReLU caps m in [{d['m_min']:.3g}, {d['m_max']:.3g}]; "
                 f"{100 * d['value']:.2f}% of D-ReLU inputs reach the cap on the test images."
             )
+    if missing:
+        notes.append(PROVENANCE_NOTES[missing])
     if result.quick:
         notes.append("Smoke run (--quick): not a result.")
     if notes:
         entry["footnote"] = " ".join(notes)
     reported = next((a.name for a in result.attacks if a.record.get("reported")), "")
-    training = dict(result.training)
-    if "config" in training:
-        training["config_hash"] = config_hash(training["config"])
-    train_seed = training.get("config", {}).get("seed")
+    train_seed = _train_seed(training)
     scores = {
         "clean": rule_intervals(result.clean_counts, result.passes),
         "headline": rule_intervals(result.robust_counts, result.passes, all_right=result.robust_flags),
@@ -261,12 +380,13 @@ def to_robustbench(
         "schema": SCHEMA_ID,
         "model_name": result.model_name,
         "group": group or result.model_name,
-        "seed": int(train_seed) if train_seed is not None else int(result.eval_config.get("seed", 0)),
+        "seed": train_seed if train_seed is not None else int(result.eval_config.get("seed", 0)),
         "seeds": {"training": train_seed, "evaluation": result.eval_config.get("seed")},
         "baseline": baseline,
         "quick": result.quick,
         **track,
-        "model": result.model,
+        "provenance": {"trained_by": "robact_bench" if ours else "external", "missing": list(missing)},
+        "model": result.model or None,
         "training": training,
         "evaluation": {
             "dataset": result.dataset,
@@ -285,8 +405,9 @@ def to_robustbench(
                 "fields": FIELD_RULES,
                 "headline": (
                     "worst case per point over every headline attack: robust only if every attack's image is "
-                    "classified correctly" if not result.stochastic else
-                    "per point the strongest image among the clean image and every headline attack's kept image "
+                    "classified correctly"
+                    if not result.stochastic
+                    else "per point the strongest image among the clean image and every headline attack's kept image "
                     f"(fewest correct of {result.select_passes} selection passes), scored on {result.passes} fresh "
                     "passes; "
                     "all_right: every attack's image right on every scoring pass"
@@ -300,7 +421,7 @@ def to_robustbench(
             "reported_protocol": (
                 f"{reported}: the suite's non-adaptive protocol attack (expected rule)"
                 if reported
-                else "none in this suite: reported = our worst case"
+                else "none in this suite"
             ),
             "reported_acc": result.reported_acc,
             "autoattack_version": result.autoattack_version,
@@ -339,6 +460,8 @@ def to_robustbench(
         "diagnostics": list(result.diagnostics),
         "environment": result.environment,
     }
+    if weights is not None:
+        entry["robact"]["weights"] = dict(weights)
     return to_jsonable(entry)
 
 
@@ -355,3 +478,73 @@ def write_entry(entry: dict[str, Any], directory: str | os.PathLike[str], name: 
     if errors:
         raise ValueError(f"refusing to write an invalid entry: {errors[0]} ({len(errors)} problems in all)")
     return atomic_write_json(Path(directory) / f"{name}.json", entry)
+
+
+def read_result(path: str | os.PathLike[str]) -> EvalResult:
+    """Read a saved evaluation (``eval.json``: :meth:`EvalResult.to_dict` as JSON) with the JSON reader.
+
+    Only JSON is parsed; nothing in the file is imported, unpickled or run.
+
+    Raises:
+        ValueError: one line naming the file: missing, not JSON, or not an evaluation result
+            (a leaderboard entry, say).
+
+    """
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not an evaluation result (a JSON object as `robact-bench eval` writes)")
+    if "robact" in data and "clean_acc" in data:
+        raise ValueError(f"{path}: a leaderboard entry, not an evaluation result (give the eval.json it came from)")
+    try:
+        return EvalResult.from_dict(data)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{path}: not an evaluation result ({one_line(str(exc))})") from None
+
+
+def export_entry(
+    result: EvalResult | str | os.PathLike[str],
+    directory: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    title: str | None = None,
+    group: str | None = None,
+    overwrite: bool = False,
+    **fields: Any,
+) -> Path:
+    """Turn any evaluation into a validated leaderboard entry ``<directory>/<name>.json``, written atomically.
+
+    The model may be anything :func:`robact_bench.evaluate` took: the blocks the result cannot
+    fill are ``null`` and declared in ``robact.provenance`` (:func:`to_robustbench`), and
+    ``architecture`` must be stated for a model without a registry spec.
+
+    Args:
+        result: The evaluation, or the path of its saved ``eval.json`` (:func:`read_result`).
+        directory: The leaderboard folder (created when needed), e.g. ``leaderboards/mine/Linf``.
+        name: The entry's file stem and ``robact.model_name`` (default: the result's model name).
+        title: RobustBench's ``name``, the row's title (default: the result's title).
+        group: The name the seeds of one model share (default: ``name``).
+        overwrite: Replace an existing entry of that name.
+        **fields: :func:`to_robustbench`'s keywords: ``architecture``, ``link``, ``authors``, ``venue``...
+
+    Returns:
+        The written file.
+
+    Raises:
+        ValueError: one line: a bad name, the file exists (and not ``overwrite``), the result ran no
+            attack or lacks the architecture, or the entry is invalid; nothing is written.
+
+    """
+    if not isinstance(result, EvalResult):
+        result = read_result(result)
+    name = result.model_name if name is None else name
+    for what, value in (("name", name), ("group", group)):
+        if value is not None and not NAME_RE.fullmatch(value):
+            raise ValueError(f"{what} {value!r}: use letters, digits, '_', '.' and '-', starting with a letter/digit")
+    target = Path(directory) / f"{name}.json"
+    if target.exists() and not overwrite:
+        raise ValueError(f"{target} exists: pass overwrite=True (--overwrite) to replace it")
+    result = replace(result, model_name=name, title=title or result.title)
+    entry = to_robustbench(result, group=group, **fields)
+    path = write_entry(entry, directory, name)
+    log.info("%s: wrote %s (provenance %s)", name, path, entry["robact"]["provenance"])
+    return path

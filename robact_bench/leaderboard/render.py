@@ -10,6 +10,11 @@ seeds of that per-seed number).
 
 Old entries may lack any field of the ``robact`` block; a missing value is shown as "–".
 
+A row whose entries lack ``robact.model`` or ``robact.training`` (declared in
+``robact.provenance.missing``: a model not of our registry, or not trained by robact_bench) is
+marked in the Model column (``external†``) and explained in a note under its table: its
+architecture and/or training are not ours and unknown to us; only the evaluation is.
+
 Example:
     >>> from robact_bench.leaderboard.render import render_directory
     >>> render_directory("leaderboards/mnist5k/Linf", title="mnist5k, Linf")  # doctest: +SKIP
@@ -187,6 +192,23 @@ class _Seed:
     overstated: tuple[str, ...]
     footnote: str
     evaluation: dict[str, Any]
+    missing: tuple[str, ...] = ()
+
+
+_BLOCKS = ("model", "training")
+"""The ``robact`` blocks an entry may lack (:data:`robact_bench.leaderboard.export.BLOCKS`)."""
+
+
+def _missing(stem: str, rb: dict[str, Any]) -> tuple[str, ...]:
+    """The blocks the entry lacks: declared in ``robact.provenance`` or ``null`` (an invalid entry still renders)."""
+    prov = _obj(stem, rb, "provenance", "robact.")
+    declared = prov.get("missing") or []
+    if not isinstance(declared, list):
+        raise ValueError(f"{stem}: 'robact.provenance.missing' is not a list (got {declared!r})")
+    absent = {b for b in declared if isinstance(b, str)} | {b for b in _BLOCKS if b in rb and rb[b] is None}
+    if prov.get("trained_by") == "external":
+        absent.add("training")
+    return tuple(b for b in _BLOCKS if b in absent)
 
 
 def _checked(masking: dict[str, Any], checks: list[dict[str, Any]]) -> bool | None:
@@ -250,6 +272,7 @@ def _parse(stem: str, entry: dict[str, Any]) -> _Seed:
         overstated=tuple(str(n) for n in overstated),
         footnote=" ".join(footnote.split()),
         evaluation=ev,
+        missing=_missing(stem, rb),
     )
 
 
@@ -320,7 +343,7 @@ class Row:
         stems: File stems of the seeds, in seed order.
         seeds: ``robact.seed`` of each file (``None`` where missing), in the same order.
         clean: Clean accuracy (%).
-        reported: The non-adaptive ``reported`` accuracy (%).
+        reported: The paper's own number (RobustBench's ``reported``, %), ``None`` when it gives none.
         autoattack: AutoAttack's accuracy (%).
         robust: RobustBench's ranking number (%): ``external`` where present, else ``autoattack_acc``.
         robust_all_right: Our headline under the all-passes-right rule (%), from the per-point data.
@@ -337,6 +360,8 @@ class Row:
         intervals: The group's 95% intervals (:func:`~robact_bench.leaderboard.stats.group_intervals`).
         footnote: The footnotes of the seeds (a distinct footnote per seed is prefixed with its seed).
         entries: The raw entries, in seed order.
+        missing: The ``robact`` blocks (``model``, ``training``) some seed lacks: the model's
+            architecture and/or training are not ours (``robact.provenance``); empty for ours.
 
     """
 
@@ -363,6 +388,7 @@ class Row:
     entries: tuple[dict[str, Any], ...]
     versus: tuple[dict[str, Any], ...] = ()
     intervals: dict[str, Any] | None = None
+    missing: tuple[str, ...] = ()
 
 
 def _distinct(values: Iterable[str]) -> list[str]:
@@ -454,6 +480,7 @@ def _row(track: str, group: str, seeds: list[_Seed]) -> Row:
         footnote=_footnote(seeds),
         entries=tuple(s.entry for s in seeds),
         intervals=iv or None,
+        missing=tuple(b for b in _BLOCKS if any(b in s.missing for s in seeds)),
     )
 
 
@@ -576,13 +603,40 @@ def _overstated_text(r: Row) -> str:
     return ", ".join(r.overstated) or DASH
 
 
+_NOT_OURS = {
+    ("model", "training"): ("external", "architecture and training not ours (unknown to robact_bench)"),
+    ("training",): ("external training", "architecture from our registry; training not ours (unknown to robact_bench)"),
+    ("model",): ("external architecture", "architecture not ours (unknown to robact_bench); trained by robact_bench"),
+}
+"""Per set of missing blocks: the row's marker and what it means."""
+
+_NOT_OURS_NOTE = (
+    "† Not ours: the entry has no robact.model and/or robact.training record (robact.provenance.missing): a model "
+    "that is not of our registry or was not trained by robact_bench. Its architecture is as the submitter states "
+    "it and its training is unknown to us; only the evaluation is ours."
+)
+
+
+def _not_ours(r: Row) -> tuple[str, str] | None:
+    """The row's marker and meaning, or None for a model of ours."""
+    return _NOT_OURS[r.missing] if r.missing else None
+
+
+def _not_ours_lines(rows: Sequence[Row]) -> list[str]:
+    """The note under a table with marked rows: what the marker means, then each marked row."""
+    marked = [(r, m) for r in rows if (m := _not_ours(r)) is not None]
+    if not marked:
+        return []
+    return [_NOT_OURS_NOTE, *(f"† {r.name} ({r.group}): {meaning}." for r, (_, meaning) in marked)]
+
+
 _VERDICT = "Our number inflated?"
 _ALL_RIGHT = "Robust, all passes right"
 _COLUMNS: tuple[_Column, ...] = (
     _Column("#", True, lambda r: str(r.rank), lambda r: r.rank, "num"),
     _Column("Model", False, lambda r: r.name, lambda r: r.name.lower(), "model"),
     _Column("Clean", True, lambda r: r.clean.text(), lambda r: r.clean.mean, "num"),
-    _Column("Reported", True, lambda r: r.reported.text(), lambda r: r.reported.mean, "num"),
+    _Column("Reported (paper)", True, lambda r: r.reported.text(), lambda r: r.reported.mean, "num"),
     _Column("AutoAttack", True, lambda r: r.autoattack.text(), lambda r: r.autoattack.mean, "num"),
     _Column("Robust (worst case / external)", True, lambda r: r.robust.text(), lambda r: r.robust.mean, "num"),
     _Column(_ALL_RIGHT, True, lambda r: r.robust_all_right.text(), lambda r: r.robust_all_right.mean, "num"),
@@ -655,7 +709,9 @@ def _md_code(text: str) -> str:
 
 def _md_cell(col: _Column, r: Row) -> str:
     if col.title == "Model":
-        return f"{_md(r.name)} ({_md_code(r.group)})" + (" **[baseline]**" if r.baseline else "")
+        mark = _not_ours(r)
+        return (f"{_md(r.name)} ({_md_code(r.group)})" + (" **[baseline]**" if r.baseline else "")
+                + (f" **[{_md(mark[0])}†]**" if mark else ""))  # fmt: skip
     if col.title == _VERDICT and r.unreliable:
         return f"⚠ **{_md(r.verdict)}**"
     return _md(col.text(r))
@@ -699,6 +755,8 @@ def render_markdown(
         out.append("|" + "|".join("---:" if c.numeric else "---" for c in cols) + "|")
         out += ["| " + " | ".join(_md_cell(c, r) for c in cols) + " |" for r in rows[track]]
         out.append("")
+        for line in _not_ours_lines(rows[track]):
+            out += [_md(line), ""]
     shown = [p for p in PLOTS if p in plots]
     if shown:
         out += ["## Plots", ""]
@@ -811,6 +869,9 @@ def _html_cell(col: _Column, r: Row) -> str:
         badges = ' <span class="badge baseline">baseline</span>' if r.baseline else ""
         if r.unreliable:
             badges += ' <span class="badge unreliable">unreliable</span>'
+        mark = _not_ours(r)
+        if mark:
+            badges += f' <span class="badge external" title="{_e(mark[1])}">{_e(mark[0])}†</span>'
         return f'<td class="model"{key}>{_e(r.name)} <code>{_e(r.group)}</code>{badges}</td>'
     if col.title == _VERDICT:
         cls = "verdict bad" if r.unreliable else ("verdict ok" if r.verdict != DASH else "verdict")
@@ -834,11 +895,13 @@ def _html_table(track: str, rows: list[Row]) -> list[str]:
     )
     out += ["<thead>", f"<tr>{head}</tr>", "</thead>", "<tbody>"]
     for i, r in enumerate(rows):
-        cls = " ".join(c for c, on in (("unreliable", r.unreliable), ("baseline", r.baseline)) if on)
+        flags = (("unreliable", r.unreliable), ("baseline", r.baseline), ("not-ours", bool(r.missing)))
+        cls = " ".join(c for c, on in flags if on)
         cls_attr = f' class="{cls}"' if cls else ""
         cells = "".join(_html_cell(c, r) for c in _columns(track))
         out.append(f'<tr data-model="{_e(r.group)}" data-index="{i}"{cls_attr}>{cells}</tr>')
-    return [*out, "</tbody>", "</table>", "</section>"]
+    notes = [f'<p class="note not-ours">{_e(line)}</p>' for line in _not_ours_lines(rows)]
+    return [*out, "</tbody>", "</table>", *notes, "</section>"]
 
 
 def render_html(

@@ -17,9 +17,10 @@ from torch import nn
 
 from robact_bench.activations import ActLayer, get_activation
 from robact_bench.fileio import to_jsonable
-from robact_bench.models import lenet, mlp, resnet, vgg  # noqa: F401  (registers architectures)
-from robact_bench.models.heads import has_rbf_output, with_drelu_head, with_rbf_output
+from robact_bench.models import lenet, mlp, preact_resnet, resnet, vgg, wide_resnet  # noqa: F401  (registers architectures)
+from robact_bench.models.heads import HEAD_ACTS, has_rbf_output, with_drelu_head, with_rbf_output
 from robact_bench.models.registry import MODELS
+from robact_bench.parsing import one_line
 from robact_bench.registry import check_kwargs
 
 __all__ = ["MODELS", "ModelSpec", "create_model", "has_rbf_output", "list_models", "with_drelu_head", "with_rbf_output"]
@@ -107,7 +108,9 @@ class ModelSpec:
             ``fc_act_layer``, ...).
         drelu_head: Width of a D-ReLU head before the output layer (:func:`with_drelu_head`),
             or ``None`` for no head.
-        drelu_head_m_init: Initial cap of the head's D-ReLU units.
+        drelu_head_m_init: Initial cap of the head's D-ReLU units (S-ReLU head: its fixed cap).
+        drelu_head_act: The head's activation: ``"drelu"`` (learnable caps, the D-ReLU paper)
+            or ``"srelu"`` (the fixed cap ``drelu_head_m_init``, its static predecessor).
         rbf_output: End the model with the symmetric-activation paper's final 1-D RBF layer
             (:func:`with_rbf_output`; the model then returns log-confidences ``-z^2``), which
             the ``saf`` recipe's hybrid loss needs.
@@ -121,6 +124,7 @@ class ModelSpec:
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     drelu_head: int | None = None
     drelu_head_m_init: float = 100.0
+    drelu_head_act: str = "drelu"
     rbf_output: bool = False
 
     def __post_init__(self) -> None:
@@ -140,6 +144,10 @@ class ModelSpec:
             raise ValueError(f"drelu_head must be an integer >= 1 (the head's width) or null; got {self.drelu_head!r}")
         if not _positive_float(self.drelu_head_m_init):
             raise ValueError(f"drelu_head_m_init must be a finite number > 0; got {self.drelu_head_m_init!r}")
+        if self.drelu_head_act not in HEAD_ACTS:
+            raise ValueError(
+                f"drelu_head_act must be one of {', '.join(HEAD_ACTS)}; got {one_line(repr(self.drelu_head_act))}"
+            )
 
     def build(self) -> nn.Module:
         """Create the model (fresh weights)."""
@@ -151,7 +159,7 @@ class ModelSpec:
             **self.arch_kwargs,
         )
         if self.drelu_head is not None:
-            with_drelu_head(model, self.drelu_head, m_init=self.drelu_head_m_init)
+            with_drelu_head(model, self.drelu_head, m_init=self.drelu_head_m_init, act=self.drelu_head_act)
         if self.rbf_output:
             with_rbf_output(model)
         return model
@@ -173,6 +181,7 @@ class ModelSpec:
     def describe(self) -> str:
         """Short human-readable description, e.g. ``lenet5 / brelu``."""
         act = self.act + (f"({self.act_kwargs})" if self.act_kwargs else "")
-        head = f" + D-ReLU head({self.drelu_head})" if self.drelu_head is not None else ""
+        kind = "D-ReLU" if self.drelu_head_act == "drelu" else f"S-ReLU(m={self.drelu_head_m_init:g})"
+        head = f" + {kind} head({self.drelu_head})" if self.drelu_head is not None else ""
         rbf = " + RBF output" if self.rbf_output else ""
         return f"{self.arch} / {act}{head}{rbf}"

@@ -8,6 +8,7 @@ and copies tensors into it; nothing is ever unpickled, so a checkpoint cannot ru
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,7 +24,17 @@ from robact_bench.models import ModelSpec
 
 FORMAT = "robact_bench.checkpoint/1"
 
-__all__ = ["FORMAT", "check_state_dict", "checkpoint_paths", "load_checkpoint", "save_checkpoint"]
+__all__ = ["FORMAT", "check_state_dict", "checkpoint_paths", "load_checkpoint", "save_checkpoint", "weights_sha256"]
+
+
+def weights_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a checkpoint's weights file (a stem, ``.safetensors`` or ``.json`` path)."""
+    weights, _ = checkpoint_paths(path)
+    h = hashlib.sha256()
+    with open(weights, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def checkpoint_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -42,6 +53,9 @@ def save_checkpoint(
 ) -> Path:
     """Save ``model``'s weights (safetensors) and ``spec`` + ``metadata`` (JSON), atomically.
 
+    The JSON file records the weights file's SHA-256 (``weights_sha256``), which
+    :func:`load_checkpoint` checks, so a published ``model.json`` names exactly one weights file.
+
     Args:
         path: Stem (``runs/x/model``) or ``.safetensors`` path.
         model: The model; its state dict must be fully initialized.
@@ -58,12 +72,14 @@ def save_checkpoint(
     if lazy:
         raise ValueError(f"cannot save uninitialized (lazy) tensors {lazy}: run one forward pass first")
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-    atomic_write_bytes(weights, save(tensors, metadata={"format": FORMAT}))
+    blob = save(tensors, metadata={"format": FORMAT})
+    atomic_write_bytes(weights, blob)
     atomic_write_json(
         meta_path,
         {
             "format": FORMAT,
             "weights": weights.name,
+            "weights_sha256": hashlib.sha256(blob).hexdigest(),
             "spec": spec.to_dict(),
             "versions": package_versions(),
             "metadata": metadata or {},
@@ -85,8 +101,9 @@ def load_checkpoint(
         ``(model, spec, metadata)``; the model is in ``eval()`` mode.
 
     Raises:
-        ValueError: missing files, a weights file that is not safetensors (pickle checkpoints
-            are refused), or tensors whose names, shapes or dtypes do not fit the architecture.
+        ValueError: missing files, a weights file whose SHA-256 is not the one its JSON file
+            records, a weights file that is not safetensors (pickle checkpoints are refused),
+            or tensors whose names, shapes or dtypes do not fit the architecture.
 
     """
     weights, meta_path = checkpoint_paths(path)
@@ -96,6 +113,9 @@ def load_checkpoint(
     spec = ModelSpec.from_dict(meta.get("spec", {}))
     if not weights.is_file():
         raise ValueError(f"{weights}: weights file not found")
+    recorded = meta.get("weights_sha256")
+    if recorded is not None and recorded != (actual := weights_sha256(weights)):
+        raise ValueError(f"{weights}: SHA-256 {actual} is not the {recorded} that {meta_path.name} records")
     try:
         tensors = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:

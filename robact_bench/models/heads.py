@@ -6,7 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robact_bench.activations.capped import DReLU
+from robact_bench.activations.capped import DReLU, SReLU
+
+#: the activations a capped head can use: D-ReLU (learnable caps) or S-ReLU (one fixed cap)
+HEAD_ACTS = ("drelu", "srelu")
 
 
 def _output_module(model: nn.Module) -> tuple[nn.Module, str, nn.Module]:
@@ -36,16 +39,20 @@ def _output_layer(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
     return parent, attr, layer
 
 
-def with_drelu_head(model: nn.Module, width: int | None = None, m_init: float = 100.0) -> nn.Module:
+def with_drelu_head(model: nn.Module, width: int | None = None, m_init: float = 100.0, act: str = "drelu") -> nn.Module:
     """Insert a dense layer with D-ReLU before the output layer, in place; return the model.
 
     *Dynamic-Max-Value ReLU* (Section 5.2, Figure 10) adds ``Linear(in, width)`` followed by
     D-ReLU in front of the output ``Linear(in, classes)``, which becomes ``Linear(width, classes)``.
+    With ``act="srelu"`` the layer uses the paper's static predecessor S-ReLU instead
+    (``clamp(x, 0, m_init)``, one fixed cap; the paper places it in the last hidden layer
+    because its predecessor found that placement best).
 
     Args:
         model: A model whose output layer is an ``nn.Linear`` (see :func:`_output_layer`).
         width: Units of the new layer (default: the output layer's input width).
-        m_init: Initial cap of every D-ReLU unit (the paper: 100).
+        m_init: Initial cap of every D-ReLU unit (the paper: 100); S-ReLU: its fixed cap.
+        act: ``"drelu"`` or ``"srelu"`` (:data:`HEAD_ACTS`).
 
     Returns:
         The same model object, modified.
@@ -55,9 +62,11 @@ def with_drelu_head(model: nn.Module, width: int | None = None, m_init: float = 
     width = out.in_features if width is None else int(width)
     if width <= 0:
         raise ValueError(f"width must be a positive integer; got {width}")
+    if act not in HEAD_ACTS:
+        raise ValueError(f"the head's activation must be one of {', '.join(HEAD_ACTS)}; got {act!r}")
     head = nn.Sequential(
         nn.Linear(out.in_features, width),
-        DReLU(width, m_init=m_init),
+        DReLU(width, m_init=m_init) if act == "drelu" else SReLU(m_init),
         nn.Linear(width, out.out_features),
     ).to(device=out.weight.device, dtype=out.weight.dtype)
     setattr(parent, attr, head)
