@@ -679,7 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_exp.add_argument("--authors", default=None, help="authors (default: robact_bench for our models, else none)")
     p_exp.add_argument("--venue", default=None, help="where it was published (default as --authors)")
     p_exp.add_argument("--reported", default=None, type=_percentage,
-                       help="the number the method's paper reported, e.g. 52.10 (default: none, written as \"\")")  # fmt: skip
+                       help="the paper's own number, e.g. 52.10 (default: none, written \"\")")  # fmt: skip
     p_exp.add_argument("--overwrite", action="store_true", help="replace an entry of that name in DIR")
     p_exp.set_defaults(func=_cmd_export)
 

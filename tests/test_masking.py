@@ -91,7 +91,7 @@ def test_an_overstated_naive_number_alone_never_makes_an_entry_unreliable():
     r = _det(50, single=0, square=0, bpda_gap=5)
     v = masking_verdict(r.masking)
     assert v == {"unreliable": False, "failed": [], "overstated": ["naive_overstates"], "not_judged": v["not_judged"]}
-    e = to_robustbench(r)
+    e = to_robustbench(r, architecture="MLP")
     assert e["unreliable"] is False and "external" not in e
     assert "Non-adaptive numbers overstate ours" in e["footnote"] and "apgd-ce 80.00% vs apgd-ce-transfer 70.00%" in e[
         "footnote"]
@@ -235,7 +235,7 @@ def test_unavailable_gradients_fire_where_no_attack_had_a_direction(digits):
 
 def test_flagged_entry_is_unreliable_with_footnote_and_external(capped_result):
     r = capped_result
-    e = to_robustbench(r)
+    e = to_robustbench(r, architecture="MLP")
     assert e["unreliable"] is True
     failed = masking_verdict(r.masking)["failed"]
     assert all(name in e["footnote"] for name in failed)
@@ -265,7 +265,7 @@ def test_a_pgd_at_relu_model_fails_no_check_of_kind_b(digits, pgd_at_relu):
                                           "paper_protocol_overstates", "random_without_eot",
                                           "transfer_failure"}  # fmt: skip
     assert 0.6 < r.robust_acc < r.clean_acc
-    assert to_robustbench(r)["unreliable"] is False
+    assert to_robustbench(r, architecture="MLP")["unreliable"] is False
 
 
 def _suite(name: str, *specs: AttackSpec) -> str:
@@ -353,7 +353,7 @@ def test_undeclared_randomness_goes_to_the_randomized_track_with_a_mismatch(digi
     _, _, xte, yte = digits
     r = evaluate(_NoisyLogits(digits_relu), xte, yte, "adaptive", eps=0.1, n_examples=20, eot_iter=4, passes=3,
                  attacks=["pgd20", "pgd20-noeot"], sweeps=False, progress=False)  # fmt: skip
-    e = to_robustbench(r)
+    e = to_robustbench(r, architecture="MLP")
     assert e["robact"]["track"] == "randomized"
     assert (e["robact"]["declared_random"], e["robact"]["measured_random"], e["robact"]["mismatch"]) == (
         False,

@@ -356,10 +356,11 @@ def to_robustbench(
     for d in result.diagnostics:
         if d["name"] == "drelu_saturation":
             notes.append(
-                "The D-ReLU cap is never reached on the test images: this model computes a plain ReLU network."
+                "The cap (D-ReLU or S-ReLU) is never reached on the test images: this model computes a plain ReLU "
+                "network."
                 if not d["passed"]
-                else f"D-ReLU caps m in [{d['m_min']:.3g}, {d['m_max']:.3g}]; "
-                f"{100 * d['value']:.2f}% of D-ReLU inputs reach the cap on the test images."
+                else f"Caps m (D-ReLU or S-ReLU) in [{d['m_min']:.3g}, {d['m_max']:.3g}]; "
+                f"{100 * d['value']:.2f}% of the capped units' inputs reach the cap on the test images."
             )
     if missing:
         notes.append(PROVENANCE_NOTES[missing])

@@ -113,9 +113,6 @@ def load_checkpoint(
     spec = ModelSpec.from_dict(meta.get("spec", {}))
     if not weights.is_file():
         raise ValueError(f"{weights}: weights file not found")
-    recorded = meta.get("weights_sha256")
-    if recorded is not None and recorded != (actual := weights_sha256(weights)):
-        raise ValueError(f"{weights}: SHA-256 {actual} is not the {recorded} that {meta_path.name} records")
     try:
         tensors = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
@@ -123,6 +120,9 @@ def load_checkpoint(
             f"{weights}: not a safetensors file ({exc}); pickle checkpoints (.pt/.pth) are "
             "refused because loading them can run code"
         ) from None
+    recorded = meta.get("weights_sha256")
+    if recorded is not None and recorded != (actual := weights_sha256(weights)):
+        raise ValueError(f"{weights}: SHA-256 {actual} is not the {recorded} that {meta_path.name} records")
     model = spec.build()
     check_state_dict(tensors, model, spec, source=str(weights))
     model.load_state_dict(tensors, strict=True)
