@@ -53,7 +53,7 @@ from robact_bench.evaluation.result import EvalResult
 from robact_bench.fileio import atomic_write_json, read_json, remove_stale_temps
 from robact_bench.models import ModelSpec
 from robact_bench.parsing import one_line
-from robact_bench.training.config import RunConfig, load_config_file, resolve_run_config
+from robact_bench.training.config import RunConfig, load_config_file, resolve_run_config, shipped_yaml
 
 log = logging.getLogger(__name__)
 
@@ -196,12 +196,9 @@ def list_boards() -> list[str]:
 
 def board_path(name_or_path: str | os.PathLike[str]) -> Path:
     """A board file's path: an existing file, or the name of a shipped board."""
-    p = Path(name_or_path)
-    if p.is_file():
-        return p
-    shipped = resources.files(_BOARD_PACKAGE) / f"{p.name.removesuffix('.yaml')}.yaml"
-    if p.parent == Path(".") and shipped.is_file():
-        return Path(str(shipped))
+    found = shipped_yaml(_BOARD_PACKAGE, name_or_path)
+    if found is not None:
+        return found
     raise ValueError(
         f"no board file {one_line(str(name_or_path))!r} and no shipped board of that name "
         f"(shipped: {', '.join(list_boards())})"

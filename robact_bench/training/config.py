@@ -397,14 +397,20 @@ def list_configs(pattern: str = "*") -> list[str]:
     return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
 
 
-def config_path(name_or_path: str | os.PathLike[str]) -> Path:
-    """A config file's path: an existing file, or the name of a shipped config."""
+def shipped_yaml(package: str, name_or_path: str | os.PathLike[str]) -> Path | None:
+    """An existing file, or the YAML file of that name shipped in ``package``; ``None`` when neither."""
     p = Path(name_or_path)
     if p.is_file():
         return p
-    shipped = resources.files(_CONFIG_PACKAGE) / f"{p.name.removesuffix('.yaml')}.yaml"
-    if p.parent == Path(".") and shipped.is_file():
-        return Path(str(shipped))
+    shipped = resources.files(package) / f"{p.name.removesuffix('.yaml')}.yaml"
+    return Path(str(shipped)) if p.parent == Path(".") and shipped.is_file() else None
+
+
+def config_path(name_or_path: str | os.PathLike[str]) -> Path:
+    """A config file's path: an existing file, or the name of a shipped config."""
+    found = shipped_yaml(_CONFIG_PACKAGE, name_or_path)
+    if found is not None:
+        return found
     import difflib
 
     close = difflib.get_close_matches(str(name_or_path), list_configs(), n=3, cutoff=0.5)
