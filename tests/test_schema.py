@@ -53,7 +53,7 @@ def test_every_reference_robustbench_file_validates(reference_dir):
 
 def test_every_committed_leaderboard_file_validates():
     report = validate_paths([ROOT / "leaderboards"])
-    assert len(report.files) >= 59  # 10 models x 3 seeds per board (mnist5k: BReLU seed 1 pending)
+    assert len(report.files) >= 60  # 10 models x 3 seeds per board
     assert report.errors == []
 
 
