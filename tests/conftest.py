@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ from robact_bench.models import ModelSpec
 from robact_bench.training.config import TrainConfig
 from robact_bench.training.loop import train_model
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n N (tox -e test): one thread per worker and per child process
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "robustbench_model_info"
 
 try:  # property-based tests (tests/test_properties.py): reproducible in CI
@@ -21,6 +26,11 @@ try:  # property-based tests (tests/test_properties.py): reproducible in CI
     _hypothesis_settings.load_profile("robact")
 except ImportError:  # hypothesis is in requirements/test.txt; without it test_properties.py is skipped
     pass
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Tests marked ``long`` first: under ``pytest -n 2`` (tox -e test) each starts at once, beside the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -404,6 +404,7 @@ def _rendered(board: Path) -> dict[str, bytes]:
 RENDER_FSYNC_DELAY = 0.15  # 6 files
 
 
+@pytest.mark.long
 def test_leaderboard_render_killed_at_random_moments_leaves_old_or_new_files(
     slow_env: Callable[[float], dict[str, str]], tmp_path: Path
 ) -> None:
