@@ -516,3 +516,19 @@ def test_rows_evaluated_with_different_n_k_r_carry_a_warning():
     assert setting_warnings(build_rows(entries)["deterministic"]) == [
         "Not comparable side by side: these rows were evaluated with different n (examples) 100 (A, B), 200 (A)."
     ]
+
+
+def test_templates_and_static_files_ship_as_package_data():
+    import fnmatch
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    root = Path(__file__).resolve().parents[1]
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    globs = pyproject["tool"]["setuptools"]["package-data"]["robact_bench.leaderboard"]
+    package = root / "robact_bench" / "leaderboard"
+    files = sorted(p.relative_to(package).as_posix() for d in ("templates", "static") for p in (package / d).iterdir())
+    assert files == ["static/board.css", "static/board.js", "templates/blocks.html.j2", "templates/blocks.md.j2",
+                     "templates/board.html.j2", "templates/board.md.j2"]  # fmt: skip
+    assert all(any(fnmatch.fnmatch(f, g) for g in globs) for f in files), (files, globs)
+    assert any(d.startswith("jinja2>=3.1") for d in pyproject["project"]["dependencies"])
+    assert "jinja2>=3.1" in (root / "requirements" / "cpu.txt").read_text(encoding="utf-8").split()
