@@ -53,7 +53,7 @@ def make_entry(
         e["external"] = external
     if footnote:
         e["footnote"] = footnote
-    rb: dict[str, Any] = {"schema": "robact_bench.entry/1", "model_name": group, "group": group}
+    rb: dict[str, Any] = {"schema": "robact_bench.entry/4", "model_name": group, "group": group}
     if seed is not None:
         rb["seed"] = seed
     if track is not None:
@@ -82,17 +82,20 @@ def make_entry(
     return e
 
 
+DOC = "docs/gradient-masking.md#checks"
+
+
 def reliable(*not_judged: str) -> dict[str, Any]:
     """A masking block with no failed check."""
-    checks = [{"name": "pgd_converges", "passed": True, "reason": "r", "doc": "d", "value": 0.0}]
-    checks += [{"name": n, "passed": None, "reason": "r", "doc": "d", "value": None} for n in not_judged]
+    checks = [{"name": "pgd_converges", "passed": True, "reason": "r", "doc": DOC, "value": 0.0}]
+    checks += [{"name": n, "passed": None, "reason": "r", "doc": DOC, "value": None} for n in not_judged]
     return {"unreliable": False, "checks": checks}
 
 
 def unreliable(*failed: str) -> dict[str, Any]:
     """A masking block whose ``failed`` checks failed."""
-    checks = [{"name": n, "passed": False, "reason": "r", "doc": "d", "value": 1.0} for n in failed]
-    checks.append({"name": "pgd_converges", "passed": True, "reason": "r", "doc": "d", "value": 0.0})
+    checks = [{"name": n, "passed": False, "reason": "r", "doc": DOC, "value": 1.0} for n in failed]
+    checks.append({"name": "pgd_converges", "passed": True, "reason": "r", "doc": DOC, "value": 0.0})
     return {"unreliable": True, "checks": checks}
 
 

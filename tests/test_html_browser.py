@@ -2,7 +2,8 @@
 
 Skips when the browser (``/usr/bin/chromium``, or ``$ROBACT_CHROMIUM``) or the ``playwright``
 Python package is missing. Playwright only drives the system browser: no ``playwright install``.
-Set ``ROBACT_SCREENSHOT_DIR`` to keep the screenshots.
+Set ``ROBACT_SCREENSHOT_DIR`` to keep the screenshots. Every page is opened 1,400 px wide and must
+fit it: no table wider than its container and no horizontal scrolling of the page.
 """
 
 import functools
@@ -19,6 +20,9 @@ from leaderboard_entries import make_entry, synthetic_entries, write_entries
 from robact_bench.leaderboard.render import render_directory
 
 CHROMIUM = Path(os.environ.get("ROBACT_CHROMIUM", "/usr/bin/chromium"))
+WIDTH = 1400
+BOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
+COMMITTED = sorted(p.parent for p in BOARDS.glob("*/*/index.html"))
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -100,6 +104,34 @@ def sorted_by(groups, initial, key, *, descending):
     return present + missing
 
 
+_WIDTHS = """() => ({
+  page: [document.documentElement.scrollWidth, document.documentElement.clientWidth],
+  tables: Array.from(document.querySelectorAll("table")).map(
+    t => [t.closest("section") ? t.closest("section").id || t.closest("section").className : "", t.scrollWidth,
+          t.parentElement.clientWidth]),
+})"""
+
+
+def assert_fits(page):
+    """No table is wider than its container (clipped or scrolled) and the page does not scroll sideways."""
+    widths = page.evaluate(_WIDTHS)
+    assert widths["tables"], "no table on the page"
+    too_wide = [t for t in widths["tables"] if t[1] > t[2]]
+    assert too_wide == [], f"tables wider than their container at {WIDTH} px: {too_wide}"
+    assert widths["page"][0] <= widths["page"][1], f"the page scrolls sideways at {WIDTH} px: {widths['page']}"
+
+
+def screenshot(page, path):
+    """A full-page PNG; its path is printed (and the file copied to $ROBACT_SCREENSHOT_DIR when set)."""
+    page.screenshot(path=str(path), full_page=True)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    print(f"\nscreenshot ({WIDTH} px wide): {path}")
+    keep = os.environ.get("ROBACT_SCREENSHOT_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        print(f"screenshot: {shutil.copy(path, Path(keep) / path.name)}")
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -132,7 +164,7 @@ def browser():
 def test_page_in_chromium(site, browser, scheme, tmp_path):
     root = site["root"]
     base = site["http"] if scheme == "http" else root.as_uri() + "/"
-    page = browser.new_page(viewport={"width": 1500, "height": 900})
+    page = browser.new_page(viewport={"width": WIDTH, "height": 900})
     problems, requests = [], []
     page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
     page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
@@ -195,14 +227,27 @@ def test_page_in_chromium(site, browser, scheme, tmp_path):
     assert 'Old format <script>alert("x")</script> & a|b' in page.locator('tr[data-model="Old_D"]').inner_text()
     assert page.locator("td.footnote").filter(has_text="Transfer attacks beat PGD.").count() == 1
 
-    shot = tmp_path / f"leaderboard_{scheme}.png"
-    page.screenshot(path=str(shot), full_page=True)
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    print(f"\nscreenshot: {shot}")
-    keep = os.environ.get("ROBACT_SCREENSHOT_DIR")
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        kept = shutil.copy(shot, Path(keep) / shot.name)
-        print(f"screenshot: {kept}")
+    assert_fits(page)
+    screenshot(page, tmp_path / f"leaderboard_{scheme}.png")
+    page.close()
+    assert problems == []
+
+
+@pytest.mark.parametrize("board", COMMITTED, ids=[str(b.relative_to(BOARDS)) for b in COMMITTED])
+def test_committed_page_fits_1400_px(browser, board, tmp_path):
+    page = browser.new_page(viewport={"width": WIDTH, "height": 900})
+    problems, requests = [], []
+    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
+    page.on("request", lambda r: requests.append(r.url))
+    base = board.as_uri() + "/"
+    page.goto(base + "index.html", wait_until="load")
+    assert all(url.startswith(base) for url in requests), requests
+    assert page.eval_on_selector_all("table.board", "ts => ts.map(t => t.dataset.track)") == [
+        "deterministic",
+        "randomized",
+    ]
+    assert_fits(page)
+    screenshot(page, tmp_path / f"{board.parent.name}_{board.name}.png")
     page.close()
     assert problems == []

@@ -1,24 +1,28 @@
 import base64
 import hashlib
-import html
 import io
 import logging
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import markupsafe
 import pytest
-from leaderboard_entries import SCRIPT_FOOTNOTE, make_entry, synthetic_entries, write_entries
+from leaderboard_entries import SCRIPT_FOOTNOTE, make_entry, reliable, synthetic_entries, unreliable, write_entries
 from PIL import Image
 
 from robact_bench.leaderboard.render import (
     PLOTS,
     build_rows,
     load_entries,
+    merge_footnotes,
+    plot_captions,
+    plot_figures,
     render_directory,
     render_html,
     render_markdown,
     render_plots,
+    setting_warnings,
 )
 
 BOARD = Path(__file__).resolve().parents[1] / "leaderboards" / "digits" / "Linf"
@@ -32,14 +36,16 @@ EXPECTED = {
         ("Det_A", "98.17 ± 1.26", "92.17 ± 1.26", "89.17 ± 1.04", "89.17 ± 1.04", "–", "1", "100", "3 (0, 1, 2)",
          "no sign of an inflated number", "–", "Baseline ReLU PGD-AT."),
         ("Det_B", "99.00 ± 0.71", "95.50 ± 0.71", "94.00 ± 1.41", "81.25 ± 1.77", "–", "1", "100", "2 (0, 1)",
-         "⚠ **unreliable: transfer_beats_whitebox**", "–", "Transfer attacks beat PGD."),
+         "⚠ **unreliable: transfer_beats_whitebox (seed 0); seed 1: no sign of an inflated number**", "–",
+         "Transfer attacks beat PGD."),
     ],
     "randomized": [
         # the randomized table has the all-passes-right column after robust (– without per-point data)
         ("Old_D", "97.00", "75.00", "65.00", "65.00", "–", "–", "5 x 8", "50", "1", "–", "–",
          'Old format &lt;script&gt;alert("x")&lt;/script&gt; &amp; a\\|b'),
         ("Rand_C", "95.50 ± 0.71", "85.50 ± 0.71", "71.00 ± 1.41", "62.00 ± 2.83", "–", "–", "10 x 20", "100",
-         "2 (0, 1)", "no sign of an inflated number", "–", "[seed 0] Seed 0 note. [seed 1] Seed 1 note."),
+         "2 (0, 1)", "no sign of an inflated number", "–",
+         "Numbers that differ are given per seed (0 / 1). Seed 0 / 1 note."),
     ],
 }  # fmt: skip
 
@@ -100,7 +106,7 @@ def test_group_unreliable_when_any_seed_is_and_top_level_flag_counts():
     ]
     entries[1][1]["unreliable"] = True  # RobustBench's own flag, no masking block
     [row] = build_rows(entries)["deterministic"]
-    assert row.unreliable and row.verdict == "unreliable"
+    assert row.unreliable and row.verdict == "unreliable (seed 1); seed 0: no verdict"
     entries[1][1]["unreliable"] = False
     [row] = build_rows(entries)["deterministic"]
     assert not row.unreliable and row.verdict == "–"
@@ -114,7 +120,7 @@ def test_missing_values_show_a_dash_and_seed_counts():
     [row] = build_rows(entries)["deterministic"]
     assert row.autoattack.text() == "40.00 (1 of 2 seeds)"
     assert row.clean.text() == "91.00 ± 1.41"
-    assert row.verdict == "no sign of an inflated number (1 of 2 seeds checked)"
+    assert row.verdict == "no sign of an inflated number (1 of 2 seeds checked: seed 0)"
     [(_, e)] = entries[:1]
     bare = {k: v for k, v in e.items() if k not in ("autoattack_acc", "robact")}
     [row] = build_rows([("bare", bare)])["deterministic"]
@@ -201,7 +207,8 @@ def test_html_tables_rows_and_sort_keys():
             assert [c["text"] for c in row["cells"][2:6]] == list(exp[1:5])
     det_b = page.tables[0]["rows"][1]
     assert "unreliable" in det_b["class"].split()
-    assert det_b["cells"][10]["text"] == "⚠ unreliable: transfer_beats_whitebox"
+    verdict = "⚠ unreliable: transfer_beats_whitebox (seed 0); seed 1: no sign of an inflated number"
+    assert det_b["cells"][10]["text"] == verdict
     assert "baseline" in page.tables[0]["rows"][0]["class"].split()
     # "mean ± std" cells sort by the mean; missing values have an empty key
     det_a = page.tables[0]["rows"][0]
@@ -219,21 +226,25 @@ def test_html_is_self_contained_and_escapes_entry_text():
     assert "fetch(" not in text and "XMLHttpRequest" not in text and "import(" not in text
     # one script, ours: the footnote's <script> is text, and the policy admits only our script's hash
     assert len(page.scripts) == 1 and text.count("<script") == 1
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; a|b" in text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; a|b" in text  # Jinja2's autoescape
     assert SCRIPT_FOOTNOTE not in text
     digest = base64.b64encode(hashlib.sha256(page.scripts[0].encode()).digest()).decode()
     assert f"script-src 'sha256-{digest}'" in text
-    # a group name with quotes cannot break out of data-model
-    e = make_entry('x"><img src=//evil>', 0, clean="1.00", reported="1.00", aa="1.00")
+    # a name and a file stem with quotes cannot break out of the cell or the title attribute
+    e = make_entry("x", 0, clean="1.00", reported="1.00", aa="1.00", name='x"><img src=//evil>')
     p2 = _Page()
-    p2.feed(render_html([("x", e)]))
-    assert [r["model"] for r in p2.tables[0]["rows"]] == ['x"><img src=//evil>']
+    p2.feed(render_html([('x"><img src=//evil>', e)]))
+    assert p2.tables[0]["rows"][0]["cells"][1]["text"] == 'x"><img src=//evil> x'
     assert p2.urls == [("link", "href", "data:,")]
+    # a group name with quotes never reaches the page: the schema admits [A-Za-z0-9_.-] only
+    e = make_entry('x"><img src=//evil>', 0, clean="1.00", reported="1.00", aa="1.00")
+    with pytest.raises(ValueError, match=r"^x: robact\.group: got"):
+        render_html([("x", e)])
 
 
 def test_extra_sections_come_after_the_tables():
     md = render_markdown(synthetic_entries(), extra_markdown="## Statistics\n\nStat text.")
-    assert md.index("## Statistics") > md.rindex("Seed 1 note.")
+    assert md.index("## Statistics") > md.rindex("Seed 0 / 1 note.")
     assert md.endswith("Stat text.\n")
     page = render_html(synthetic_entries(), extra_html='<section id="stats">S</section>')
     assert page.rindex("</table>") < page.index('<section id="stats">') < page.index("<script>")
@@ -312,7 +323,6 @@ def test_load_entries_reads_json_only_sorted_by_stem(tmp_path):
         ("{not json", "not valid JSON"),
         ("[1, 2]", "not a JSON object (got a JSON list)"),
         ('"text"', "not a JSON object (got a JSON str)"),
-        ('{"robact": []}', "'robact' is not a JSON object"),
     ],
 )
 def test_bad_files_raise_one_line_naming_the_file(tmp_path, content, problem):
@@ -327,18 +337,25 @@ def test_bad_files_raise_one_line_naming_the_file(tmp_path, content, problem):
 @pytest.mark.parametrize(
     ("field", "value", "problem"),
     [
-        ("clean_acc", "abc", "'clean_acc' is not a percentage string"),
-        ("external", "nan", "'external' is not a finite percentage"),
-        ("footnote", 3, "'footnote' is not a string"),
+        ("clean_acc", "abc", 'clean_acc: got "abc"; expected a percentage string'),
+        ("external", "nan", 'external: got "nan"; expected a percentage string'),
+        ("footnote", 3, "footnote: got 3; expected"),
+        ("robact", [], "robact: got []; expected"),
     ],
 )
-def test_bad_fields_name_the_file(field, value, problem):
+def test_bad_fields_name_the_file_with_the_schemas_words(field, value, problem):
     e = make_entry("A", 0, clean="90.00", reported="50.00", aa="40.00")
     e[field] = value
-    with pytest.raises(ValueError, match=re.escape(f"bad_file: {problem}")):
+    with pytest.raises(ValueError) as info:
         render_markdown([("bad_file", e)])
+    assert str(info.value).startswith(f"bad_file: {problem}") and "\n" not in str(info.value)
     e = make_entry("A", 0, clean="90.00", reported="50.00", aa="40.00", track="quantum")
-    with pytest.raises(ValueError, match=r"bad_file: 'robact\.track' must be one of deterministic, randomized"):
+    with pytest.raises(ValueError, match=r'^bad_file: robact\.track: got "quantum"; expected deterministic or rand'):
+        build_rows([("bad_file", e)])
+    # a missing field is no error on the page (shown as "–"); the schema's type rules are
+    e = make_entry("A", 0, clean="90.00", reported="50.00")
+    e["robact"]["evaluation"]["n_examples"] = "100"
+    with pytest.raises(ValueError, match=r'^bad_file: robact\.evaluation\.n_examples: got "100"; expected'):
         build_rows([("bad_file", e)])
 
 
@@ -384,10 +401,134 @@ def test_robustbench_reference_entries_render(reference_dir):
         assert len(md_tables(render_markdown(entries))["Deterministic models"]) == len(entries)
         page = render_html(entries)
         notes = [" ".join(e["footnote"].split()) for _, e in entries if e.get("footnote")]
-        assert all(html.escape(n) in page for n in notes), board
+        assert all(str(markupsafe.escape(n)) in page for n in notes), board
     assert total == 143
     # RobustBench writes "null" / "" for a number it does not have
-    [row] = build_rows([("x", {"name": "x", "clean_acc": "90.00", "reported": "null", "autoattack_acc": ""})])[
-        "deterministic"
+    for reported in ("null", ""):
+        [row] = build_rows([("x", {"name": "x", "clean_acc": "90.00", "reported": reported})])["deterministic"]
+        assert (row.reported.text(), row.autoattack.text()) == ("–", "–")
+
+
+# --------------------------------------------------------------------------- readability (issue 15)
+
+# the footnotes of one real row (mnist5k LeNet5_ReLU_DReLUHeadBinding), shortened
+_CHECKS = "Our number may still be inflated (robact_bench checks, docs/gradient-masking.md): "
+_ZERO = "zero_input_gradients: {} of 50 points have an all-zero input gradient."
+_UNAVAILABLE = "unavailable_gradients: 6 robust points without a usable gradient in any of apgd-ce, pgd20; "
+_TAIL = "{}% is the worst case per point over all our attacks; AutoAttack standard alone: {}%. Caps m in [0.142, {}]."
+REAL_NOTES = [
+    _CHECKS + _ZERO.format(6) + " " + _TAIL.format("78.00", "78.00", "0.43"),
+    _CHECKS + _UNAVAILABLE + _ZERO.format(7) + " " + _TAIL.format("78.00", "78.00", "0.424"),
+    _CHECKS + _UNAVAILABLE + _ZERO.format(7) + " " + _TAIL.format("70.00", "72.00", "0.391"),
+]
+
+
+def test_footnote_says_the_common_text_once_and_the_numbers_per_seed():
+    merged = merge_footnotes(["0", "1", "2"], REAL_NOTES)
+    assert merged == (
+        "Numbers that differ are given per seed (0 / 1 / 2). "
+        "[seed 0] " + _CHECKS + _ZERO.format(6) + " "
+        "[seeds 1, 2] " + _CHECKS + _UNAVAILABLE + _ZERO.format(7) + " "
+        "78.00 / 78.00 / 70.00% is the worst case per point over all our attacks; AutoAttack standard alone: "
+        "78.00 / 78.00 / 72.00%. Caps m in [0.142, 0.43 / 0.424 / 0.391]."
+    )
+    assert merged.count("is the worst case per point") == 1
+    # equal footnotes stay one; numbers inside names (pgd20, 2-of-3) are text, not values
+    assert merge_footnotes(["0", "1"], ["Same text.", "Same text."]) == "Same text."
+    assert merge_footnotes(["0", "1"], ["pgd20 at 5.", "pgd20 at 6."]) == (
+        "Numbers that differ are given per seed (0 / 1). pgd20 at 5 / 6."
+    )
+    assert merge_footnotes(["0", "1"], ["", ""]) == ""
+    # in the page: the row's footnote holds the common text once, not once per seed
+    entries = [
+        (f"g{i}", make_entry("G", i, clean="90.00", reported="50.00", aa="40.00", footnote=note))
+        for i, note in enumerate(REAL_NOTES)
     ]
-    assert (row.reported.text(), row.autoattack.text()) == ("–", "–")
+    [row] = build_rows(entries)["deterministic"]
+    assert row.footnote == merged
+    assert render_markdown(entries).count("is the worst case per point over all our attacks") == 1
+    page = _Page()
+    page.feed(render_html(entries))
+    assert page.tables[0]["rows"][0]["cells"][-1] == {"sort": None, "text": merged}  # sorted by its text
+    assert render_html(entries).count("is the worst case per point over all our attacks") == 1
+
+
+def test_verdict_says_which_seed_had_which_sign():
+    masks = [unreliable("zero_input_gradients"), unreliable("unavailable_gradients", "zero_input_gradients"),
+             reliable()]  # fmt: skip
+    entries = [
+        (f"g{i}", make_entry("G", i, clean="90.00", reported="50.00", aa="40.00", masking=m, per_attack={"x": 0.4}))
+        for i, m in enumerate(masks)
+    ]
+    entries[0][1]["robact"]["masking"]["overstated"] = ["no_eot_overstates"]
+    [row] = build_rows(entries)["deterministic"]
+    assert row.unreliable
+    assert row.verdict == (
+        "unreliable: zero_input_gradients (seeds 0, 1), unavailable_gradients (seed 1); "
+        "seed 2: no sign of an inflated number"
+    )
+    assert row.overstated == ("no_eot_overstates (seed 0)",)
+    page = _Page()
+    page.feed(render_html(entries))
+    assert page.tables[0]["rows"][0]["cells"][10]["text"] == "⚠ " + row.verdict
+    assert page.tables[0]["rows"][0]["cells"][11]["text"] == "no_eot_overstates (seed 0)"
+    assert f"⚠ **{row.verdict}**" in render_markdown(entries)
+
+
+def test_eps_and_steps_plots_name_their_attack_and_mark_the_evaluation_eps():
+    figs = plot_figures(synthetic_entries())
+    eps_ax = figs["acc_vs_eps"].axes[0]
+    assert eps_ax.get_title() == "Robust accuracy vs eps: apgd-ce (one attack)"
+    marks = [ln for ln in eps_ax.get_lines() if ln.get_label() == "evaluation eps = 0.1"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [0.1, 0.1]
+    assert figs["acc_vs_steps"].axes[0].get_title() == "Robust accuracy vs attack steps: pgd at eps = 0.1 (one attack)"
+    captions = plot_captions(build_rows(synthetic_entries()))
+    assert captions["acc_vs_eps"].startswith("Robust accuracy (expected rule) under apgd-ce vs eps (the eps sweep)")
+    assert "The dotted line marks the evaluation's eps = 0.1, where the tables are measured." in captions["acc_vs_eps"]
+    assert captions["acc_vs_steps"].startswith(
+        "Robust accuracy (expected rule) under pgd at eps = 0.1 (the evaluation's eps) vs its number of steps"
+    )
+    md = render_markdown(synthetic_entries(), plots=list(PLOTS))
+    assert md.count(captions["acc_vs_eps"]) == 1 and md.count(captions["acc_vs_steps"]) == 1
+    page = render_html(synthetic_entries(), plots=list(PLOTS))
+    assert f"<figcaption>{markupsafe.escape(captions['acc_vs_steps'])}</figcaption>" in page
+
+
+def test_rows_evaluated_with_different_n_k_r_carry_a_warning():
+    rows = build_rows(synthetic_entries())
+    warning = (
+        "Not comparable side by side: these rows were evaluated with different n (examples) 50 (Old_D), "
+        "100 (Rand_C); K (EOT samples) 8 (Old_D), 20 (Rand_C); R (scoring passes) 5 (Old_D), 10 (Rand_C)."
+    )
+    assert setting_warnings(rows["randomized"]) == [warning]
+    assert setting_warnings(rows["deterministic"]) == []  # same n, K = 1, R = 1
+    md = render_markdown(synthetic_entries())
+    assert md.count("⚠ Not comparable side by side") == 1
+    randomized = md[md.index("## Randomized models"):]
+    assert randomized.index(f"⚠ {warning}") < randomized.index("| # |")
+    assert f'<p class="warning">⚠ {warning}</p>' in render_html(synthetic_entries())
+    # only n differs: only n is named; a group whose seeds differ is named at each value
+    entries = [
+        ("a0", make_entry("A", 0, clean="90.00", reported="50.00", aa="40.00", n=100)),
+        ("a1", make_entry("A", 1, clean="90.00", reported="50.00", aa="40.00", n=200)),
+        ("b0", make_entry("B", 0, clean="90.00", reported="50.00", aa="30.00", n=100)),
+    ]
+    assert setting_warnings(build_rows(entries)["deterministic"]) == [
+        "Not comparable side by side: these rows were evaluated with different n (examples) 100 (A, B), 200 (A)."
+    ]
+
+
+def test_templates_and_static_files_ship_as_package_data():
+    import fnmatch
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    root = Path(__file__).resolve().parents[1]
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    globs = pyproject["tool"]["setuptools"]["package-data"]["robact_bench.leaderboard"]
+    package = root / "robact_bench" / "leaderboard"
+    files = sorted(p.relative_to(package).as_posix() for d in ("templates", "static") for p in (package / d).iterdir())
+    assert files == ["static/board.css", "static/board.js", "templates/blocks.html.j2", "templates/blocks.md.j2",
+                     "templates/board.html.j2", "templates/board.md.j2"]  # fmt: skip
+    assert all(any(fnmatch.fnmatch(f, g) for g in globs) for f in files), (files, globs)
+    assert any(d.startswith("jinja2>=3.1") for d in pyproject["project"]["dependencies"])
+    assert "jinja2>=3.1" in (root / "requirements" / "cpu.txt").read_text(encoding="utf-8").split()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 
@@ -16,6 +17,7 @@ from robact_bench.leaderboard.stats import (
     friedman_nemenyi,
     leaderboard_stats,
     mean_std,
+    stats_html,
     stats_markdown,
 )
 
@@ -460,7 +462,10 @@ def test_leaderboard_stats_skips_with_reasons():
     assert st["anova_robust_acc"]["F"] == pytest.approx(anova({"A": ROBUST["A"], "B": ROBUST["B"]})["F"], rel=1e-12)
     one_seed = [e for e in _entries() if e["robact"]["seed"] == 0]
     st1 = leaderboard_stats(one_seed)
-    assert "at least 2 seeds per group" in st1["anova_robust_acc"]["skipped"]
+    assert st1["anova_robust_acc"] == {
+        "skipped": "ANOVA needs at least 2 groups with 2 or more seeds, got 0 (A, B, C have 1 seed)",
+        "excluded": ["A", "B", "C"],
+    }
     assert st1["groups"]["A"]["robust_acc"] == {"mean": pytest.approx(0.5), "std": 0.0, "n": 1}
     # one common seed x 3 cells = 3 blocks: Friedman still runs
     assert st1["friedman"]["n_blocks"] == 3
@@ -481,3 +486,43 @@ def test_leaderboard_stats_bad_entries():
         leaderboard_stats([_entry("B", 0, 0.5), bad])
     with pytest.raises(ValueError, match="mixes tracks"):
         leaderboard_stats([_entry("A", 0, 0.5), _entry("A", 1, 0.5, track="randomized")])
+
+
+def test_anova_runs_over_the_multi_seed_groups_when_one_has_a_single_seed():
+    entries = [*_entries(), _entry("D", 0, 0.9)]
+    st = leaderboard_stats(entries)
+    an = st["anova_robust_acc"]
+    assert an["skipped"] is None
+    assert an["excluded"] == ["D"]
+    assert an["groups"] == ["A", "B", "C"] and an["n_per_group"] == [3, 3, 3]
+    assert an["F"] == pytest.approx(4.875)  # as without D (test_leaderboard_stats_anova_and_friedman)
+    assert (an["df_between"], an["df_within"]) == (2, 6)
+    md = stats_markdown(st)
+    assert (
+        "- ANOVA of robust accuracy across groups (seeds as replicates; over the 3 groups with at least 2 seeds, "
+        f"leaving out D (1 seed)): F(2, 6) = 4.875, p = {an['p']:.3g}.\n"
+    ) in md
+    # one group with seeds and one with a single seed: nothing to compare
+    st2 = leaderboard_stats([e for e in entries if e["robact"]["group"] in ("A", "D")])
+    assert st2["anova_robust_acc"]["skipped"] == (
+        "ANOVA needs at least 2 groups with 2 or more seeds, got 1 (D has 1 seed)"
+    )
+
+
+def test_stats_html_is_rendered_from_the_same_blocks_as_the_markdown():
+    st = leaderboard_stats(_entries())
+    md = stats_markdown(st)
+    page = stats_html(st)
+    assert page.startswith('<section class="stats">\n<h2>Statistics across seeds</h2>\n')
+    assert page.rstrip().endswith("</section>")
+    assert "<tr><td>A</td><td>deterministic</td><td>3</td><td>90.00 ± 10.00</td><td>60.00 ± 10.00</td>" in page
+    assert "<li>Average ranks (1 = best): C 1.17, A 2.17, B 2.67.</li>" in page
+    # the same headings and list items, in the same order
+    headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    assert headings == [html.unescape(h.split("</h2>")[0]) for h in page.split("<h2>")[1:]]
+    items = [line[2:] for line in md.splitlines() if line.startswith("- ")]
+    assert items == [html.unescape(i.split("</li>")[0]) for i in page.split("<li>")[1:]]
+    assert "C &gt; B (1.50)" in page
+    # text is escaped: a group name cannot inject markup
+    st["groups"]["<b>x</b>"] = st["groups"].pop("A")
+    assert "<b>x</b>" not in stats_html(st) and "&lt;b&gt;x&lt;/b&gt;" in stats_html(st)

@@ -8,7 +8,19 @@ seeds). Deterministic and randomized models are ranked in separate tables, each 
 ranks: by ``external`` where present, else ``autoattack_acc`` (for a group, the mean over its
 seeds of that per-seed number).
 
-Old entries may lack any field of the ``robact`` block; a missing value is shown as "–".
+Each entry is parsed once into a typed record (its field types are the JSON Schema's,
+:func:`robact_bench.leaderboard.schema.type_errors`: there is no second validator here), the
+records of a group into one :class:`Row` (a frozen dataclass), and the rows into cells that
+the Jinja2 templates ``templates/board.md.j2`` and ``templates/board.html.j2`` render (HTML with
+autoescape; the page's CSS and script are the package files ``static/board.css`` and
+``static/board.js``, inlined). Old entries may lack any field of the ``robact`` block; a
+missing value is shown as "–".
+
+For readability: a row's footnote says once what every seed's footnote says
+(:func:`merge_footnotes`); its verdict names the seeds behind each sign; a table whose rows
+were evaluated with different n, K or R says so above it (:func:`setting_warnings`); the eps
+and steps plots name the attack they sweep and mark the evaluation's eps; the tables fit a
+1,400 px window.
 
 A row whose entries lack ``robact.model`` or ``robact.training`` (declared in
 ``robact.provenance.missing``: a model not of our registry, or not trained by robact_bench) is
@@ -30,6 +42,7 @@ import io
 import logging
 import math
 import os
+import re
 import statistics
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from robact_bench.fileio import atomic_write_bytes, atomic_write_text, read_json
+from robact_bench.leaderboard.templating import Markup, render_template, static_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -47,14 +61,21 @@ __all__ = [
     "PLOT_DPI",
     "PLOT_SIZE_IN",
     "TRACKS",
+    "Badge",
+    "Cell",
     "Row",
     "Stat",
+    "Sweep",
     "build_rows",
     "load_entries",
+    "merge_footnotes",
+    "plot_captions",
+    "plot_figures",
     "render_directory",
     "render_html",
     "render_markdown",
     "render_plots",
+    "setting_warnings",
 ]
 
 log = logging.getLogger(__name__)
@@ -74,18 +95,6 @@ PLOT_DPI: int = 100
 DASH = "–"
 
 _TRACK_TITLES = {"deterministic": "Deterministic models", "randomized": "Randomized models"}
-_PLOT_CAPTIONS = {
-    "acc_vs_eps": "Robust accuracy (expected rule) vs eps (eps sweeps), mean over seeds; the band is the 95% interval "
-    "over points and seeds (± one standard deviation for entries without per-point data).",
-    "acc_vs_steps": "Robust accuracy (expected rule) vs attack steps (steps sweeps), mean over seeds; the band is the "
-    "95% interval over points and seeds (± one standard deviation for entries without per-point data).",
-    "per_attack": "Robust accuracy (expected rule) per attack, mean over seeds (error bars: the 95% interval over "
-    "points and seeds; ± one standard deviation without per-point data). On deterministic models AutoAttack's "
-    "attacks are cumulative (each runs on the points the previous ones left robust); on random models each runs "
-    "on every point.",
-    "training_curves": "Training loss per epoch, mean over seeds; the band is ± one standard deviation.",
-}
-
 
 # --------------------------------------------------------------------------- loading
 
@@ -112,9 +121,6 @@ def load_entries(directory: str | os.PathLike[str]) -> list[Entry]:
         entry = read_json(path)
         if not isinstance(entry, dict):
             raise ValueError(f"{path}: not a JSON object (got a JSON {type(entry).__name__})")
-        robact = entry.get("robact")
-        if robact is not None and not isinstance(robact, dict):
-            raise ValueError(f"{path}: 'robact' is not a JSON object (got a JSON {type(robact).__name__})")
         out.append((path.stem, entry))
     return out
 
@@ -122,55 +128,58 @@ def load_entries(directory: str | os.PathLike[str]) -> list[Entry]:
 # --------------------------------------------------------------------------- one entry
 
 
-def _obj(stem: str, parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+def _obj(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    """``parent[key]``, ``{}`` when missing or ``null`` (the schema has checked that it is an object)."""
     value = parent.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValueError(f"{stem}: '{where}{key}' is not a JSON object (got {type(value).__name__})")
-    return value
+    return value if isinstance(value, dict) else {}
 
 
-_NO_VALUE = frozenset({"", "null", "none", "-", DASH})
-"""Percentage strings that mean "not recorded" (real RobustBench files use ``""`` and ``"null"``)."""
-
-
-def _pct(stem: str, entry: dict[str, Any], key: str) -> float | None:
+def _pct(entry: dict[str, Any], key: str) -> float | None:
+    """A percentage string as a float; ``None`` for "not recorded" (``""``, ``"null"``, ``null``, missing)."""
     value = entry.get(key)
-    if value is None or (isinstance(value, str) and value.strip().lower() in _NO_VALUE):
-        return None
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{stem}: '{key}' is not a percentage string like \"84.92\" (got {value!r})") from None
-    if not math.isfinite(x):
-        raise ValueError(f"{stem}: '{key}' is not a finite percentage (got {value!r})")
-    return x
+    return None if value in (None, "", "null") else float(value)
 
 
-def _int(stem: str, parent: dict[str, Any], key: str, where: str) -> int | None:
-    value = parent.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{stem}: '{where}{key}' is not an integer (got {value!r})")
-    return value
+def _validated(stem: str, entry: Any) -> dict[str, Any]:
+    """The entry, after the JSON Schema's type rules (:func:`.schema.type_errors`): one line naming the file."""
+    from robact_bench.leaderboard.schema import type_errors
+
+    if not isinstance(entry, dict):
+        raise ValueError(f"{stem}: not a JSON object (got {type(entry).__name__})")
+    problems = type_errors(entry, stem)
+    if problems:
+        more = f" (and {len(problems) - 1} more; see `robact-bench leaderboard validate`)" if len(problems) > 1 else ""
+        raise ValueError(problems[0] + more)
+    return entry
 
 
-def _str(stem: str, parent: dict[str, Any], key: str, where: str) -> str | None:
-    value = parent.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"{stem}: '{where}{key}' is not a string (got {value!r})")
-    return value
+@dataclass(frozen=True)
+class Sweep:
+    """One sweep of an entry (``robact.evaluation.sweeps``): one attack's accuracy over eps or steps.
+
+    Attributes:
+        kind: ``"eps"`` or ``"steps"``.
+        attack: The attack swept.
+        values: The eps or step values.
+        accuracy: Robust accuracy (%) at each value.
+        counts: Per value, the per-point counts of right passes (``None`` without per-point data).
+        passes: The scoring passes the counts are out of.
+        eps: The eps of a steps sweep (``None`` for an eps sweep or when not recorded).
+
+    """
+
+    kind: str
+    attack: str
+    values: tuple[float, ...]
+    accuracy: tuple[float, ...]
+    counts: tuple[tuple[int, ...], ...] | None = None
+    passes: int = 1
+    eps: float | None = None
 
 
 @dataclass(frozen=True)
 class _Seed:
-    """The fields of one entry that the tables and plots use."""
+    """The fields of one entry that the tables and plots use, parsed once."""
 
     stem: str
     entry: dict[str, Any]
@@ -193,19 +202,20 @@ class _Seed:
     footnote: str
     evaluation: dict[str, Any]
     missing: tuple[str, ...] = ()
+    eps: float | None = None
+    sweeps: tuple[Sweep, ...] = ()
+    history: tuple[tuple[float, float], ...] = ()
+    per_attack: tuple[tuple[str, float], ...] = ()
 
 
 _BLOCKS = ("model", "training")
 """The ``robact`` blocks an entry may lack (:data:`robact_bench.leaderboard.export.BLOCKS`)."""
 
 
-def _missing(stem: str, rb: dict[str, Any]) -> tuple[str, ...]:
-    """The blocks the entry lacks: declared in ``robact.provenance`` or ``null`` (an invalid entry still renders)."""
-    prov = _obj(stem, rb, "provenance", "robact.")
-    declared = prov.get("missing") or []
-    if not isinstance(declared, list):
-        raise ValueError(f"{stem}: 'robact.provenance.missing' is not a list (got {declared!r})")
-    absent = {b for b in declared if isinstance(b, str)} | {b for b in _BLOCKS if b in rb and rb[b] is None}
+def _missing(rb: dict[str, Any]) -> tuple[str, ...]:
+    """The blocks the entry lacks: declared in ``robact.provenance`` or ``null``."""
+    prov = _obj(rb, "provenance")
+    absent = set(prov.get("missing") or []) | {b for b in _BLOCKS if b in rb and rb[b] is None}
     if prov.get("trained_by") == "external":
         absent.add("training")
     return tuple(b for b in _BLOCKS if b in absent)
@@ -220,59 +230,92 @@ def _checked(masking: dict[str, Any], checks: list[dict[str, Any]]) -> bool | No
     return True
 
 
-def _parse(stem: str, entry: dict[str, Any]) -> _Seed:
-    if not isinstance(entry, dict):
-        raise ValueError(f"{stem}: not a JSON object (got {type(entry).__name__})")
-    rb = _obj(stem, entry, "robact", "")
-    ev = _obj(stem, rb, "evaluation", "robact.")
-    masking = _obj(stem, rb, "masking", "robact.")
-    track = _str(stem, rb, "track", "robact.")
-    if track is None:
-        track = "randomized" if ev.get("stochastic") is True else "deterministic"
-    elif track not in TRACKS:
-        raise ValueError(f"{stem}: 'robact.track' must be one of {', '.join(TRACKS)} (got {track!r})")
-    group = _str(stem, rb, "group", "robact.") or _str(stem, rb, "model_name", "robact.") or stem
-    autoattack = _pct(stem, entry, "autoattack_acc")
-    external = _pct(stem, entry, "external")
-    top_unreliable = entry.get("unreliable") is True
-    masking_unreliable = masking.get("unreliable") is True
+def _parse(stem: str, entry: Any) -> _Seed:
+    """One entry's fields, read once; its types are the schema's (:func:`_validated`), missing fields ``None``."""
+    entry = _validated(stem, entry)
+    rb = _obj(entry, "robact")
+    ev = _obj(rb, "evaluation")
+    masking = _obj(rb, "masking")
+    track = rb.get("track") or ("randomized" if ev.get("stochastic") is True else "deterministic")
+    group = rb.get("group") or rb.get("model_name") or stem
+    autoattack = _pct(entry, "autoattack_acc")
+    external = _pct(entry, "external")
     checks = masking.get("checks") or []
-    if not isinstance(checks, list) or not all(isinstance(c, dict) for c in checks):
-        raise ValueError(f"{stem}: 'robact.masking.checks' is not a list of JSON objects")
     failed = masking.get("failed")
-    if not isinstance(failed, list):
+    if failed is None:
         failed = [c.get("name", "?") for c in checks if c.get("passed") is False and c.get("kind") != "overstated"]
     overstated = masking.get("overstated")
-    if not isinstance(overstated, list):
+    if overstated is None:
         overstated = [c.get("name", "?") for c in checks if c.get("passed") is False and c.get("kind") == "overstated"]
-    passes = _int(stem, ev, "passes", "robact.evaluation.")
-    if passes is None:
-        passes = _int(stem, entry, "number_forward_passes", "")
-    footnote = entry.get("footnote") or ""
-    if not isinstance(footnote, str):
-        raise ValueError(f"{stem}: 'footnote' is not a string (got {footnote!r})")
+    passes = ev.get("passes")
     return _Seed(
         stem=stem,
         entry=entry,
         group=group,
-        seed=_int(stem, rb, "seed", "robact."),
+        seed=rb.get("seed"),
         track=track,
         baseline=rb.get("baseline") is True,
-        name=_str(stem, entry, "name", "") or group,
-        clean=_pct(stem, entry, "clean_acc"),
-        reported=_pct(stem, entry, "reported"),
+        name=entry.get("name") or group,
+        clean=_pct(entry, "clean_acc"),
+        reported=_pct(entry, "reported"),
         autoattack=autoattack,
         robust=external if external is not None else autoattack,
-        passes=passes,
-        eot=_int(stem, ev, "eot_iter", "robact.evaluation."),
-        n_examples=_int(stem, ev, "n_examples", "robact.evaluation."),
+        passes=passes if passes is not None else entry.get("number_forward_passes"),
+        eot=ev.get("eot_iter"),
+        n_examples=ev.get("n_examples"),
         checked=_checked(masking, checks),
-        unreliable=top_unreliable or masking_unreliable,
-        failed_checks=tuple(str(n) for n in failed),
-        overstated=tuple(str(n) for n in overstated),
-        footnote=" ".join(footnote.split()),
+        unreliable=entry.get("unreliable") is True or masking.get("unreliable") is True,
+        failed_checks=tuple(failed),
+        overstated=tuple(overstated),
+        footnote=" ".join((entry.get("footnote") or "").split()),
         evaluation=ev,
-        missing=_missing(stem, rb),
+        missing=_missing(rb),
+        eps=float(ev["eps"]) if _finite(ev.get("eps")) else None,
+        sweeps=_sweeps(ev),
+        history=_history(rb),
+        per_attack=_per_attack(ev),
+    )
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _sweeps(ev: dict[str, Any]) -> tuple[Sweep, ...]:
+    """The sweeps that ran (a skipped one has no points); fields the schema leaves open are read if numeric."""
+    out = []
+    for sw in ev.get("sweeps") or []:
+        if "skipped" in sw or sw.get("kind") not in ("eps", "steps"):
+            continue
+        xs, ys = sw.get("values") or [], sw.get("accuracy") or []
+        if not xs or len(xs) != len(ys):
+            continue
+        counts = sw.get("counts")
+        full = isinstance(counts, list) and len(counts) == len(xs) and all(isinstance(c, list) for c in counts)
+        out.append(Sweep(
+            kind=sw["kind"],
+            attack=str(sw.get("attack", "?")),
+            values=tuple(float(x) for x in xs),
+            accuracy=tuple(100.0 * float(y) for y in ys),
+            counts=tuple(tuple(row) for row in counts) if full else None,
+            passes=sw["passes"] if isinstance(sw.get("passes"), int) else 1,
+            eps=float(sw["eps"]) if _finite(sw.get("eps")) else None,
+        ))  # fmt: skip
+    return tuple(out)
+
+
+def _history(rb: dict[str, Any]) -> tuple[tuple[float, float], ...]:
+    hist = _obj(rb, "training").get("history") or []
+    return tuple(
+        (float(h["epoch"]), float(h["loss"])) for h in hist if _finite(h.get("epoch")) and _finite(h.get("loss"))
+    )
+
+
+def _per_attack(ev: dict[str, Any]) -> tuple[tuple[str, float], ...]:
+    return tuple(
+        (name, 100.0 * float(rec["accuracy"]))
+        for name, rec in _obj(ev, "per_attack").items()
+        if _finite(rec.get("accuracy")) and rec.get("role", "headline") == "headline"
     )
 
 
@@ -303,22 +346,31 @@ class Stat:
         """Sample standard deviation (n - 1) over the recorded seeds; ``None`` below 2 values."""
         return statistics.stdev(self.values) if len(self.values) >= 2 else None
 
+    def parts(self) -> tuple[str, str]:
+        """The cell's two parts: the mean (``"84.92"``, or "–") and the rest (``"[80.10, 88.75]"``, or ``""``).
+
+        The rest is the 95% interval, else ``"± 0.31"`` (several seeds: sample std) or nothing
+        (one seed); then ``"(k of n seeds)"`` when some seeds have no value.
+        """
+        mean, std = self.mean, self.std
+        if mean is None:
+            return DASH, ""
+        if self.ci is not None:
+            rest = f"[{self.ci[0]:.2f}, {self.ci[1]:.2f}]"
+        else:
+            rest = "" if std is None else f"± {std:.2f}"
+        if len(self.values) < self.n_seeds:
+            rest = (rest + " " if rest else "") + f"({len(self.values)} of {self.n_seeds} seeds)"
+        return f"{mean:.2f}", rest
+
     def text(self) -> str:
         """The cell text: ``"84.92 [80.10, 88.75]"`` (with its 95% interval).
 
         Without an interval ``"84.92"`` (one seed) or ``"84.92 ± 0.31"`` (several seeds: mean ±
         sample std), or "–"; notes seeds without a value.
         """
-        mean, std = self.mean, self.std
-        if mean is None:
-            return DASH
-        if self.ci is not None:
-            out = f"{mean:.2f} [{self.ci[0]:.2f}, {self.ci[1]:.2f}]"
-        else:
-            out = f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
-        if len(self.values) < self.n_seeds:
-            out += f" ({len(self.values)} of {self.n_seeds} seeds)"
-        return out
+        main, rest = self.parts()
+        return f"{main} {rest}" if rest else main
 
 
 def _stat(seeds: Sequence[_Seed], get: Callable[[_Seed], float | None], interval: dict[str, Any] | None = None) -> Stat:
@@ -352,16 +404,21 @@ class Row:
         n_examples: Cell text of the number of evaluated points.
         n_key: Sort key of ``n_examples``: the smallest over the seeds.
         unreliable: Whether any seed's masking verdict (or RobustBench ``unreliable`` flag) is set.
-        verdict: ``"unreliable: <failed checks>"`` (our number may be inflated), ``"no sign of an
-            inflated number"`` (with ``"(k of n seeds checked)"`` when some seeds have no verdict),
-            ``"not judged"`` (the checks ran but none could judge) or "–" (no verdict recorded).
-        overstated: The findings that a naive number is above ours (never a verdict against ours).
+        verdict: ``"unreliable: <check> (<seeds>), ..."`` with the seeds that failed each check
+            and, after ``;``, the verdict of the other seeds (our number may be inflated); ``"no
+            sign of an inflated number"`` (with ``"(k of n seeds checked: <seeds>)"`` when some
+            seeds have no verdict), ``"not judged"`` (the checks ran but none could judge) or "–"
+            (no verdict recorded). A single seed's verdict names no seed.
+        overstated: The findings that a naive number is above ours (never a verdict against ours),
+            each with the seeds that found it when not every seed did.
+        footnote: The footnotes of the seeds merged (:func:`merge_footnotes`): a text that every
+            seed's footnote repeats appears once.
+        entries: The raw entries, in seed order.
         versus: The paired comparisons of this group's headline with each baseline.
         intervals: The group's 95% intervals (:func:`~robact_bench.leaderboard.stats.group_intervals`).
-        footnote: The footnotes of the seeds (a distinct footnote per seed is prefixed with its seed).
-        entries: The raw entries, in seed order.
         missing: The ``robact`` blocks (``model``, ``training``) some seed lacks: the model's
             architecture and/or training are not ours (``robact.provenance``); empty for ours.
+        members: The parsed seeds, in seed order (what the plots read).
 
     """
 
@@ -389,9 +446,10 @@ class Row:
     versus: tuple[dict[str, Any], ...] = ()
     intervals: dict[str, Any] | None = None
     missing: tuple[str, ...] = ()
+    members: tuple[_Seed, ...] = ()
 
 
-def _distinct(values: Iterable[str]) -> list[str]:
+def _distinct(values: Iterable[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
 
@@ -401,27 +459,115 @@ def _passes_text(s: _Seed) -> str:
     return f"{s.passes} x {s.eot}" if s.eot is not None and s.eot > 1 else str(s.passes)
 
 
-def _seed_label(s: _Seed) -> str:
-    return f"seed {s.seed}" if s.seed is not None else s.stem
+def _which(seeds: Sequence[_Seed]) -> str:
+    """``"seed 0"``, ``"seeds 0, 2"``; file stems for entries without a seed."""
+    labels = [str(s.seed) if s.seed is not None else s.stem for s in seeds]
+    return ("seed " if len(labels) == 1 else "seeds ") + ", ".join(labels)
+
+
+_STATE = {True: "no sign of an inflated number", False: "not judged", None: "no verdict"}
+"""A reliable seed's verdict, by :attr:`_Seed.checked`."""
 
 
 def _verdict(seeds: Sequence[_Seed]) -> tuple[bool, str]:
-    if any(s.unreliable for s in seeds):
-        failed = _distinct(n for s in seeds for n in s.failed_checks)
-        return True, "unreliable" + (f": {', '.join(failed)}" if failed else "")
-    checked = sum(s.checked is True for s in seeds)
-    if checked == 0:
+    bad = [s for s in seeds if s.unreliable]
+    if bad:
+        names = _distinct(n for s in bad for n in s.failed_checks)
+        if len(seeds) == 1:
+            return True, "unreliable" + (f": {', '.join(names)}" if names else "")
+        parts = [f"{n} ({_which([s for s in bad if n in s.failed_checks])})" for n in names]
+        text = "unreliable: " + ", ".join(parts) if parts else f"unreliable ({_which(bad)})"
+        unnamed = [s for s in bad if not s.failed_checks]
+        if parts and unnamed:
+            text += f"; also flagged: {_which(unnamed)}"
+        rest = [s for s in seeds if not s.unreliable]
+        for state in _distinct(_STATE[s.checked] for s in rest):
+            text += f"; {_which([s for s in rest if _STATE[s.checked] == state])}: {state}"
+        return True, text
+    checked = [s for s in seeds if s.checked is True]
+    if not checked:
         return False, "not judged" if any(s.checked is False for s in seeds) else DASH
-    if checked < len(seeds):
-        return False, f"no sign of an inflated number ({checked} of {len(seeds)} seeds checked)"
-    return False, "no sign of an inflated number"
+    if len(checked) < len(seeds):
+        return False, f"{_STATE[True]} ({len(checked)} of {len(seeds)} seeds checked: {_which(checked)})"
+    return False, _STATE[True]
+
+
+def _overstated(seeds: Sequence[_Seed]) -> tuple[str, ...]:
+    names = _distinct(n for s in seeds for n in s.overstated)
+    out = []
+    for n in names:
+        found = [s for s in seeds if n in s.overstated]
+        out.append(n if len(found) == len(seeds) else f"{n} ({_which(found)})")
+    return tuple(out)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
+
+
+def _skeleton(sentence: str) -> tuple[str, tuple[str, ...]]:
+    """The sentence with each number replaced by a NUL character, and the numbers."""
+    return _NUMBER.sub("\0", sentence), tuple(_NUMBER.findall(sentence))
+
+
+def merge_footnotes(labels: Sequence[str], notes: Sequence[str]) -> str:
+    """One footnote for the seeds of a row: what they all say once, what differs by seed.
+
+    Each footnote is split into sentences; sentences that differ only in their numbers are
+    written once, each number that differs as ``a / b / c`` in seed order (said once, at the
+    start); a sentence that only some seeds have is prefixed with those seeds (``[seeds 1, 2]``).
+
+    Args:
+        labels: The seeds' numbers (or file stems), in seed order.
+        notes: Their footnotes (whitespace normalised), in the same order; empty ones are left out.
+
+    Returns:
+        The merged footnote; the one footnote when all are equal; ``""`` when there is none.
+
+    """
+    kept = [(lab, n) for lab, n in zip(labels, notes, strict=True) if n]
+    if not kept:
+        return ""
+    if len({n for _, n in kept}) == 1:
+        return kept[0][1]
+    # (skeleton, occurrence) -> {seed position: numbers}, with the first sentence index it appears at
+    found: dict[tuple[str, int], dict[int, tuple[str, ...]]] = {}
+    where: dict[tuple[str, int], tuple[int, int]] = {}
+    for i, (_, note) in enumerate(kept):
+        seen: dict[str, int] = {}
+        for j, sentence in enumerate(_SENTENCE_END.split(note)):
+            skel, nums = _skeleton(sentence)
+            key = (skel, seen.get(skel, 0))
+            seen[skel] = key[1] + 1
+            found.setdefault(key, {})[i] = nums
+            where[key] = min(where.get(key, (j, i)), (j, i))
+    varied = False
+    parts = []
+    for key in sorted(found, key=lambda k: where[k]):
+        skel, _ = key
+        by_seed = found[key]
+        columns = list(zip(*by_seed.values(), strict=True)) if by_seed else []
+        values = []
+        for col in columns:
+            if len(set(col)) == 1:
+                values.append(col[0])
+            else:
+                values.append(" / ".join(col))
+                varied = True
+        pieces = skel.split("\0")
+        text = pieces[0] + "".join(v + p for v, p in zip(values, pieces[1:], strict=True))
+        if len(by_seed) < len(kept):
+            who = [kept[i][0] for i in sorted(by_seed)]
+            text = ("[seed " if len(who) == 1 else "[seeds ") + ", ".join(who) + "] " + text
+        parts.append(text)
+    out = " ".join(parts)
+    if varied:
+        out = f"Numbers that differ are given per seed ({' / '.join(lab for lab, _ in kept)}). " + out
+    return out
 
 
 def _footnote(seeds: Sequence[_Seed]) -> str:
-    notes = _distinct(s.footnote for s in seeds if s.footnote)
-    if len(notes) <= 1:
-        return notes[0] if notes else ""
-    return " ".join(f"[{_seed_label(s)}] {s.footnote}" for s in seeds if s.footnote)
+    return merge_footnotes([str(s.seed) if s.seed is not None else s.stem for s in seeds], [s.footnote for s in seeds])
 
 
 def _seed_order(s: _Seed) -> tuple[bool, int, str]:
@@ -476,11 +622,12 @@ def _row(track: str, group: str, seeds: list[_Seed]) -> Row:
         n_key=float(min(nkeys)) if nkeys else None,
         unreliable=unreliable,
         verdict=verdict,
-        overstated=tuple(_distinct(n for s in seeds for n in s.overstated)),
+        overstated=_overstated(seeds),
         footnote=_footnote(seeds),
         entries=tuple(s.entry for s in seeds),
         intervals=iv or None,
         missing=tuple(b for b in _BLOCKS if any(b in s.missing for s in seeds)),
+        members=tuple(seeds),
     )
 
 
@@ -499,48 +646,8 @@ def _pct_ci(interval: dict[str, Any] | None) -> tuple[float, float] | None:
     return (100 * interval["ci95"][0], 100 * interval["ci95"][1])
 
 
-def _grouped(entries: Iterable[Entry]) -> dict[str, list[tuple[Row, list[_Seed]]]]:
-    by_key: dict[tuple[str, str], list[_Seed]] = {}
-    for stem, entry in entries:
-        s = _parse(stem, entry)
-        by_key.setdefault((s.track, s.group), []).append(s)
-    out: dict[str, list[tuple[Row, list[_Seed]]]] = {t: [] for t in TRACKS}
-    for (track, group), seeds in by_key.items():
-        seeds.sort(key=_seed_order)
-        out[track].append((_row(track, group, seeds), seeds))
-    versus = _versus(out)
-    for track, rows in out.items():
-        rows.sort(key=lambda rs: (rs[0].robust.mean is None, -(rs[0].robust.mean or 0.0), rs[0].group))
-        out[track] = [(replace(r, rank=i, versus=versus.get((r.track, r.group), ())), s)
-                      for i, (r, s) in enumerate(rows, 1)]  # fmt: skip
-    return out
-
-
-def _versus(grouped: dict[str, list[tuple[Row, list[_Seed]]]]) -> dict[tuple[str, str], tuple[dict[str, Any], ...]]:
-    """Every group's paired comparisons with the baselines (:func:`.stats.paired_vs_baselines`)."""
-    from robact_bench.leaderboard.stats import paired_vs_baselines
-
-    by_group: dict[str, dict[int, dict[str, Any]]] = {}
-    tracks: dict[str, str] = {}
-    baselines = []
-    for track, rows in grouped.items():
-        for row, seeds in rows:
-            evs = _evaluations(seeds)
-            if len(evs) != len(seeds) or row.group in by_group:
-                continue
-            by_group[row.group], tracks[row.group] = evs, track
-            if row.baseline:
-                baselines.append(row.group)
-    if not baselines:
-        return {}
-    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for cmp in paired_vs_baselines(by_group, sorted(baselines)):
-        out.setdefault((tracks[cmp["group"]], cmp["group"]), []).append(cmp)
-    return {k: tuple(v) for k, v in out.items()}
-
-
 def build_rows(entries: Iterable[Entry]) -> dict[str, list[Row]]:
-    """The table rows: one per model group and track, ranked within each track.
+    """The table rows, parsed once from the entries: one per model group and track, ranked within each track.
 
     Args:
         entries: ``[(stem, entry), ...]`` as :func:`load_entries` returns.
@@ -554,19 +661,143 @@ def build_rows(entries: Iterable[Entry]) -> dict[str, list[Row]]:
         ValueError: One line naming the file, when a field has the wrong type.
 
     """
-    return {t: [r for r, _ in rows] for t, rows in _grouped(entries).items()}
+    by_key: dict[tuple[str, str], list[_Seed]] = {}
+    for stem, entry in entries:
+        s = _parse(stem, entry)
+        by_key.setdefault((s.track, s.group), []).append(s)
+    out: dict[str, list[Row]] = {t: [] for t in TRACKS}
+    for (track, group), seeds in by_key.items():
+        seeds.sort(key=_seed_order)
+        out[track].append(_row(track, group, seeds))
+    versus = _versus(out)
+    for track, rows in out.items():
+        rows.sort(key=lambda r: (r.robust.mean is None, -(r.robust.mean or 0.0), r.group))
+        out[track] = [replace(r, rank=i, versus=versus.get((r.track, r.group), ())) for i, r in enumerate(rows, 1)]
+    return out
 
 
-# --------------------------------------------------------------------------- columns
+def _versus(grouped: dict[str, list[Row]]) -> dict[tuple[str, str], tuple[dict[str, Any], ...]]:
+    """Every group's paired comparisons with the baselines (:func:`.stats.paired_vs_baselines`)."""
+    from robact_bench.leaderboard.stats import paired_vs_baselines
+
+    by_group: dict[str, dict[int, dict[str, Any]]] = {}
+    tracks: dict[str, str] = {}
+    baselines = []
+    for track, rows in grouped.items():
+        for row in rows:
+            evs = _evaluations(row.members)
+            if len(evs) != len(row.members) or row.group in by_group:
+                continue
+            by_group[row.group], tracks[row.group] = evs, track
+            if row.baseline:
+                baselines.append(row.group)
+    if not baselines:
+        return {}
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for cmp in paired_vs_baselines(by_group, sorted(baselines)):
+        out.setdefault((tracks[cmp["group"]], cmp["group"]), []).append(cmp)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+_SETTINGS: tuple[tuple[str, str, Callable[[_Seed], int | None]], ...] = (
+    ("n", "examples", lambda s: s.n_examples),
+    ("K", "EOT samples", lambda s: max(1, s.eot or 1)),
+    ("R", "scoring passes", lambda s: s.passes),
+)
+"""The evaluation settings that rows must share to be ranked side by side: symbol, meaning, value."""
+
+
+def setting_warnings(rows: Sequence[Row]) -> list[str]:
+    """A warning when the rows of one table were evaluated with different n, K or R.
+
+    Args:
+        rows: The rows of one table.
+
+    Returns:
+        ``[]`` when every seed of every row has the same n (examples), K (EOT samples; 1 without
+        EOT) and R (scoring passes); else one line naming each setting that differs, with the
+        groups at each value (a group whose seeds differ is named at each of its values).
+
+    """
+    diffs = []
+    for symbol, meaning, get in _SETTINGS:
+        at: dict[str, list[str]] = {}
+        for r in rows:
+            for v in _distinct(get(s) for s in r.members):
+                at.setdefault(DASH if v is None else str(v), []).append(r.group)
+        if len(at) > 1:
+            diffs.append(f"{symbol} ({meaning}) " + ", ".join(f"{v} ({', '.join(gs)})" for v, gs in at.items()))
+    if not diffs:
+        return []
+    return ["Not comparable side by side: these rows were evaluated with different " + "; ".join(diffs) + "."]
+
+
+# --------------------------------------------------------------------------- cells
 
 
 @dataclass(frozen=True)
-class _Column:
-    title: str
-    numeric: bool
-    text: Callable[[Row], str]
-    key: Callable[[Row], float | str | None]
+class Badge:
+    """A marker after a model's name: ``baseline``, ``unreliable``, ``external†``.
+
+    Attributes:
+        text: The marker.
+        css: Its class on the page.
+        tooltip: Its ``title`` on the page (what it means).
+        markdown: Whether the Markdown table shows it too (``**[text]**``).
+
+    """
+
+    text: str
+    css: str
+    tooltip: str = ""
+    markdown: bool = False
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table cell, as both templates render it.
+
+    Attributes:
+        text: The main text (a mean, a verdict, a name).
+        sort: The page's sort key (``data-sort``): a number's ``repr`` or lower-case text; ``""``
+            for a missing value (sorted last); ``None``: none, the page sorts by the cell's text.
+        css: The cell's class on the page.
+        detail: A second part (an interval, "± std"): after the text in Markdown, on its own line
+            on the page.
+        code: A code span after the text (the model's group).
+        badges: Markers after the text.
+        alarm: Whether the cell is a warning (``⚠`` and bold).
+        tooltip: The cell's ``title`` on the page.
+        long: A long text: the page caps its width, so that it does not take the other columns' room.
+
+    """
+
+    text: str
+    sort: str | None = ""
     css: str = ""
+    detail: str = ""
+    code: str = ""
+    badges: tuple[Badge, ...] = ()
+    alarm: bool = False
+    tooltip: str = ""
+    long: bool = False
+
+
+def _sort_key(key: float | str | None) -> str:
+    if key is None:
+        return ""
+    if isinstance(key, str):
+        return key.lower()
+    return repr(round(float(key), 6))
+
+
+def _text_cell(text: str, css: str, key: float | str | None = None) -> Cell:
+    return Cell(text=text, sort=_sort_key(text if key is None else key), css=css)
+
+
+def _stat_cell(stat: Stat) -> Cell:
+    main, detail = stat.parts()
+    return Cell(text=main, detail=detail, sort=_sort_key(stat.mean), css="num")
 
 
 def _seeds_text(r: Row) -> str:
@@ -594,13 +825,9 @@ def _versus_text(r: Row) -> str:
     return "; ".join(parts) or DASH
 
 
-def _versus_key(r: Row) -> float | None:
+def _versus_cell(r: Row) -> Cell:
     diffs = [c["difference"] for c in r.versus if "difference" in c]
-    return min(diffs) if diffs else None
-
-
-def _overstated_text(r: Row) -> str:
-    return ", ".join(r.overstated) or DASH
+    return Cell(text=_versus_text(r), sort=_sort_key(min(diffs) if diffs else None), css="versus", long=True)
 
 
 _NOT_OURS = {
@@ -630,29 +857,86 @@ def _not_ours_lines(rows: Sequence[Row]) -> list[str]:
     return [_NOT_OURS_NOTE, *(f"† {r.name} ({r.group}): {meaning}." for r, (_, meaning) in marked)]
 
 
-_VERDICT = "Our number inflated?"
-_ALL_RIGHT = "Robust, all passes right"
+def _model_cell(r: Row) -> Cell:
+    badges = [Badge("baseline", "baseline", markdown=True)] if r.baseline else []
+    if r.unreliable:
+        badges.append(Badge("unreliable", "unreliable"))
+    mark = _not_ours(r)
+    if mark:
+        badges.append(Badge(f"{mark[0]}†", "external", tooltip=mark[1], markdown=True))
+    return Cell(text=r.name, code=r.group, badges=tuple(badges), sort=_sort_key(r.name), css="model")
+
+
+def _verdict_cell(r: Row) -> Cell:
+    css = "verdict bad" if r.unreliable else ("verdict ok" if r.verdict != DASH else "verdict")
+    return Cell(text=r.verdict, sort=_sort_key(r.verdict), css=css, alarm=r.unreliable, long=True)
+
+
+def _seeds_cell(r: Row) -> Cell:
+    return Cell(text=_seeds_text(r), sort=_sort_key(len(r.seeds)), css="num",
+                tooltip=", ".join(f"{s}.json" for s in r.stems))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Column:
+    title: str
+    numeric: bool
+    cell: Callable[[Row], Cell]
+    randomized_only: bool = False
+
+
 _COLUMNS: tuple[_Column, ...] = (
-    _Column("#", True, lambda r: str(r.rank), lambda r: r.rank, "num"),
-    _Column("Model", False, lambda r: r.name, lambda r: r.name.lower(), "model"),
-    _Column("Clean", True, lambda r: r.clean.text(), lambda r: r.clean.mean, "num"),
-    _Column("Reported (paper)", True, lambda r: r.reported.text(), lambda r: r.reported.mean, "num"),
-    _Column("AutoAttack", True, lambda r: r.autoattack.text(), lambda r: r.autoattack.mean, "num"),
-    _Column("Robust (worst case / external)", True, lambda r: r.robust.text(), lambda r: r.robust.mean, "num"),
-    _Column(_ALL_RIGHT, True, lambda r: r.robust_all_right.text(), lambda r: r.robust_all_right.mean, "num"),
-    _Column("Against the baselines", False, _versus_text, _versus_key, "versus"),
-    _Column("Forward passes x EOT", True, lambda r: r.passes, lambda r: r.passes_key, "num"),
-    _Column("n", True, lambda r: r.n_examples, lambda r: r.n_key, "num"),
-    _Column("Seeds", True, _seeds_text, lambda r: len(r.seeds), "num"),
-    _Column(_VERDICT, False, lambda r: r.verdict, lambda r: r.verdict.lower(), "verdict"),
-    _Column("Naive numbers overstate", False, _overstated_text, lambda r: _overstated_text(r).lower(), "overstated"),
-    _Column("Footnote", False, lambda r: r.footnote, lambda r: r.footnote.lower(), "footnote"),
+    _Column("#", True, lambda r: _text_cell(str(r.rank), "num", r.rank)),
+    _Column("Model", False, _model_cell),
+    _Column("Clean", True, lambda r: _stat_cell(r.clean)),
+    _Column("Reported (paper)", True, lambda r: _stat_cell(r.reported)),
+    _Column("AutoAttack", True, lambda r: _stat_cell(r.autoattack)),
+    _Column("Robust (worst case / external)", True, lambda r: _stat_cell(r.robust)),
+    _Column("Robust, all passes right", True, lambda r: _stat_cell(r.robust_all_right), randomized_only=True),
+    _Column("Against the baselines", False, _versus_cell),
+    _Column("Forward passes x EOT", True, lambda r: Cell(r.passes, _sort_key(r.passes_key), "num")),
+    _Column("n", True, lambda r: Cell(r.n_examples, _sort_key(r.n_key), "num")),
+    _Column("Seeds", True, _seeds_cell),
+    _Column("Our number inflated?", False, _verdict_cell),
+    _Column("Naive numbers overstate", False, lambda r: _text_cell(", ".join(r.overstated) or DASH, "overstated")),
+    # the page sorts a footnote by its text (no copy of a long text in data-sort)
+    _Column("Footnote", False, lambda r: Cell(text=r.footnote, sort=None, css="footnote", long=True)),
 )
 
 
 def _columns(track: str) -> tuple[_Column, ...]:
     """The columns of one track's table: the all-passes-right column only where passes can differ."""
-    return tuple(c for c in _COLUMNS if track == "randomized" or c.title != _ALL_RIGHT)
+    return tuple(c for c in _COLUMNS if track == "randomized" or not c.randomized_only)
+
+
+@dataclass(frozen=True)
+class _RowView:
+    group: str
+    css: str
+    cells: tuple[Cell, ...]
+
+
+@dataclass(frozen=True)
+class _Table:
+    track: str
+    title: str
+    columns: tuple[_Column, ...]
+    rows: tuple[_RowView, ...]
+    warnings: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def _tables(rows: dict[str, list[Row]]) -> list[_Table]:
+    out = []
+    for track in TRACKS:
+        cols = _columns(track)
+        views = []
+        for r in rows[track]:
+            flags = (("unreliable", r.unreliable), ("baseline", r.baseline), ("not-ours", bool(r.missing)))
+            views.append(_RowView(r.group, " ".join(c for c, on in flags if on), tuple(c.cell(r) for c in cols)))
+        out.append(_Table(track, _TRACK_TITLES[track], cols, tuple(views), tuple(setting_warnings(rows[track])),
+                          tuple(_not_ours_lines(rows[track]))))  # fmt: skip
+    return out
 
 
 def _intro_lines(rows: dict[str, list[Row]]) -> list[str]:
@@ -665,9 +949,11 @@ def _intro_lines(rows: dict[str, list[Row]]) -> list[str]:
         "number). Robust is the worst case per point over every attack; on a random model the strongest image per "
         "point, chosen on R selection passes and scored on R fresh ones, with the all-passes-right rule beside it. "
         "Against the baselines: the paired test of the robust number (see Against the baselines below). "
-        "Our number inflated?: the checks that say our number may be too high (unreliable); Naive numbers overstate: "
-        "the findings that a naive evaluation (no EOT, no BPDA, AutoAttack alone) reports more than we do. "
-        f"Deterministic and randomized models are ranked separately. {DASH} means not recorded.",
+        "Our number inflated?: the checks that say our number may be too high (unreliable), with the seeds that "
+        "failed each; Naive numbers overstate: the findings that a naive evaluation (no EOT, no BPDA, AutoAttack "
+        "alone) reports more than we do. A footnote says once what every seed's footnote says; numbers that "
+        f"differ are given per seed. Deterministic and randomized models are ranked separately. {DASH} means not "
+        "recorded.",
     ]
     threat = _distinct(
         f"{((e.get('robact') or {}).get('evaluation') or {}).get('threat_model')}, eps = {e.get('eps')}"
@@ -692,29 +978,18 @@ def _intro_lines(rows: dict[str, list[Row]]) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class _Plot:
+    name: str
+    caption: str
+
+
+def _plot_views(rows: dict[str, list[Row]], plots: Sequence[str]) -> list[_Plot]:
+    captions = plot_captions(rows)
+    return [_Plot(p, captions[p]) for p in PLOTS if p in plots]
+
+
 # --------------------------------------------------------------------------- Markdown
-
-
-def _md(text: str) -> str:
-    """A table cell: HTML-escaped, no line breaks, Markdown's active characters escaped."""
-    out = html.escape(" ".join(text.split()), quote=False)
-    for ch in ("\\", "`", "*", "|"):
-        out = out.replace(ch, "\\" + ch)
-    return out
-
-
-def _md_code(text: str) -> str:
-    return "`" + html.escape(text.replace("`", "'").replace("|", "/"), quote=False) + "`"
-
-
-def _md_cell(col: _Column, r: Row) -> str:
-    if col.title == "Model":
-        mark = _not_ours(r)
-        return (f"{_md(r.name)} ({_md_code(r.group)})" + (" **[baseline]**" if r.baseline else "")
-                + (f" **[{_md(mark[0])}†]**" if mark else ""))  # fmt: skip
-    if col.title == _VERDICT and r.unreliable:
-        return f"⚠ **{_md(r.verdict)}**"
-    return _md(col.text(r))
 
 
 def render_markdown(
@@ -724,184 +999,47 @@ def render_markdown(
     extra_markdown: str = "",
     plots: Sequence[str] = (),
 ) -> str:
-    """The leaderboard as Markdown: a note that it is generated, then one table per track.
+    """The leaderboard as Markdown (``templates/board.md.j2``): a note that it is generated, then one table per track.
 
     Args:
         entries: ``[(stem, entry), ...]`` as :func:`load_entries` returns.
         title: A level-1 heading (none when empty).
-        extra_markdown: Appended after the tables (e.g. a statistics section).
+        extra_markdown: Appended after the tables (e.g. a statistics section), as is.
         plots: Names from :data:`PLOTS` to show, as ``plots/<name>.png`` (pass what
             :func:`render_plots` wrote).
 
     Returns:
-        The Markdown text; identical for identical entries.
+        The Markdown text; identical for identical entries. Every text from the entries is escaped.
 
     """
     rows = build_rows(entries)
-    out: list[str] = []
-    if title:
-        out += [f"# {_md(title)}", ""]
-    for line in _intro_lines(rows):
-        out += [line, ""]
-    if not any(rows.values()):
-        out += ["No entries.", ""]
-    for track in TRACKS:
-        out += [f"## {_TRACK_TITLES[track]}", ""]
-        if not rows[track]:
-            out += [f"No {track} models.", ""]
-            continue
-        cols = _columns(track)
-        out.append("| " + " | ".join(c.title for c in cols) + " |")
-        out.append("|" + "|".join("---:" if c.numeric else "---" for c in cols) + "|")
-        out += ["| " + " | ".join(_md_cell(c, r) for c in cols) + " |" for r in rows[track]]
-        out.append("")
-        for line in _not_ours_lines(rows[track]):
-            out += [_md(line), ""]
-    shown = [p for p in PLOTS if p in plots]
-    if shown:
-        out += ["## Plots", ""]
-        for p in shown:
-            out += [f"![{p}](plots/{p}.png)", "", _PLOT_CAPTIONS[p], ""]
-    if extra_markdown:
-        out += [extra_markdown.rstrip("\n"), ""]
-    return "\n".join(out).rstrip("\n") + "\n"
+    text = render_template(
+        "board.md.j2",
+        title=title,
+        intro=[Markup(html.escape(line, quote=False)) for line in _intro_lines(rows)],
+        any_rows=any(rows.values()),
+        tables=_tables(rows),
+        plots=_plot_views(rows, plots),
+        extra=Markup(extra_markdown.rstrip("\n")),
+    )
+    return text.rstrip("\n") + "\n"
 
 
 # --------------------------------------------------------------------------- HTML
-
-_CSS = """
-:root { color-scheme: light; --bad: #b00020; --bad-bg: #fdecee; --line: #d0d4da; --head: #f2f4f7; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; margin: 1.5rem;
-  color: #1b1f24; background: #fff; }
-h1 { font-size: 1.5rem; margin: 0 0 .5rem; }
-h2 { font-size: 1.15rem; margin: 1.6rem 0 .5rem; }
-p.note { max-width: 70rem; color: #444; margin: .3rem 0; }
-table.board { border-collapse: collapse; width: 100%; }
-table.board th, table.board td { border: 1px solid var(--line); padding: .3rem .45rem; vertical-align: top; }
-table.board th { background: var(--head); text-align: left; vertical-align: bottom; }
-table.board td.model { min-width: 14rem; }
-table.board th button { all: unset; cursor: pointer; font-weight: 600; }
-table.board th button:focus-visible { outline: 2px solid #0a58ca; }
-table.board th[aria-sort="ascending"] button::after { content: " \\25B2"; font-size: .75em; }
-table.board th[aria-sort="descending"] button::after { content: " \\25BC"; font-size: .75em; }
-table.board td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
-table.board td.footnote { font-size: .9em; color: #333; min-width: 18rem; }
-table.board tr.unreliable td { background: var(--bad-bg); }
-table.board tr.unreliable td:first-child { box-shadow: inset 4px 0 0 var(--bad); }
-td.verdict.bad { color: var(--bad); font-weight: 700; }
-td.verdict.ok { color: #1a7f37; }
-code { font-size: .9em; color: #555; }
-.badge { display: inline-block; font-size: .75em; font-weight: 600; padding: 0 .35em; border-radius: .3em;
-  border: 1px solid; vertical-align: middle; }
-.badge.baseline { color: #0550ae; border-color: #0550ae; }
-.badge.unreliable { color: var(--bad); border-color: var(--bad); }
-figure { margin: 1rem 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
-figcaption { color: #444; font-size: .9em; }
-""".strip()
-
-_JS = """
-(function () {
-  "use strict";
-  function sortKey(cell, numeric) {
-    var raw = cell.getAttribute("data-sort");
-    if (raw === null) { raw = cell.textContent.trim(); }
-    if (raw === "") { return null; }
-    if (numeric) { var x = parseFloat(raw); return isNaN(x) ? null : x; }
-    return raw.toLowerCase();
-  }
-  function sortBy(table, th, col) {
-    var numeric = th.getAttribute("data-type") === "num";
-    var descending = th.getAttribute("aria-sort") === "ascending";
-    var body = table.tBodies[0];
-    var rows = Array.prototype.map.call(body.rows, function (row) {
-      return { row: row, key: sortKey(row.cells[col], numeric), index: Number(row.getAttribute("data-index")) };
-    });
-    rows.sort(function (a, b) {
-      if (a.key === null || b.key === null) {
-        if (a.key === b.key) { return a.index - b.index; }
-        return a.key === null ? 1 : -1;
-      }
-      var c = a.key < b.key ? -1 : (a.key > b.key ? 1 : 0);
-      if (descending) { c = -c; }
-      return c !== 0 ? c : a.index - b.index;
-    });
-    rows.forEach(function (r) { body.appendChild(r.row); });
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (h) { h.setAttribute("aria-sort", "none"); });
-    th.setAttribute("aria-sort", descending ? "descending" : "ascending");
-  }
-  Array.prototype.forEach.call(document.querySelectorAll("table.board"), function (table) {
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, col) {
-      th.querySelector("button").addEventListener("click", function () { sortBy(table, th, col); });
-    });
-  });
-}());
-""".strip()
 
 
 def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
-# Only our own script may run: entry text is escaped, and even if it were not, the page's policy
-# refuses any other script and any network request (images only from the page's own folder).
-_CSP = (
-    "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
-    f"script-src {_csp_hash(_JS)}; base-uri 'none'; form-action 'none'"
-)
+def _csp(script: str) -> str:
+    """The page's Content-Security-Policy: only our own script may run.
 
-
-def _e(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _sort_attr(key: float | str | None) -> str:
-    if key is None:
-        return ""
-    if isinstance(key, str):
-        return _e(key)
-    return repr(round(float(key), 6))
-
-
-def _html_cell(col: _Column, r: Row) -> str:
-    key = f' data-sort="{_sort_attr(col.key(r))}"'
-    if col.title == "Model":
-        badges = ' <span class="badge baseline">baseline</span>' if r.baseline else ""
-        if r.unreliable:
-            badges += ' <span class="badge unreliable">unreliable</span>'
-        mark = _not_ours(r)
-        if mark:
-            badges += f' <span class="badge external" title="{_e(mark[1])}">{_e(mark[0])}†</span>'
-        return f'<td class="model"{key}>{_e(r.name)} <code>{_e(r.group)}</code>{badges}</td>'
-    if col.title == _VERDICT:
-        cls = "verdict bad" if r.unreliable else ("verdict ok" if r.verdict != DASH else "verdict")
-        mark = "⚠ " if r.unreliable else ""
-        return f'<td class="{cls}"{key}>{mark}{_e(r.verdict)}</td>'
-    if col.title == "Seeds":
-        files = ", ".join(f"{s}.json" for s in r.stems)
-        return f'<td class="num"{key} title="{_e(files)}">{_e(col.text(r))}</td>'
-    return f'<td class="{col.css}"{key}>{_e(col.text(r))}</td>'
-
-
-def _html_table(track: str, rows: list[Row]) -> list[str]:
-    out = [f'<section class="track" id="track-{track}">', f"<h2>{_TRACK_TITLES[track]} ({len(rows)})</h2>"]
-    if not rows:
-        return [*out, f"<p>No {track} models.</p>", "</section>"]
-    out.append(f'<table class="board" data-track="{track}">')
-    head = "".join(
-        f'<th scope="col" data-type="{"num" if c.numeric else "text"}" '
-        f'aria-sort="{"ascending" if i == 0 else "none"}"><button type="button">{_e(c.title)}</button></th>'
-        for i, c in enumerate(_columns(track))
-    )
-    out += ["<thead>", f"<tr>{head}</tr>", "</thead>", "<tbody>"]
-    for i, r in enumerate(rows):
-        flags = (("unreliable", r.unreliable), ("baseline", r.baseline), ("not-ours", bool(r.missing)))
-        cls = " ".join(c for c, on in flags if on)
-        cls_attr = f' class="{cls}"' if cls else ""
-        cells = "".join(_html_cell(c, r) for c in _columns(track))
-        out.append(f'<tr data-model="{_e(r.group)}" data-index="{i}"{cls_attr}>{cells}</tr>')
-    notes = [f'<p class="note not-ours">{_e(line)}</p>' for line in _not_ours_lines(rows)]
-    return [*out, "</tbody>", "</table>", *notes, "</section>"]
+    Entry text is escaped, and even if it were not, the policy refuses any other script and any
+    network request (images only from the page's own folder).
+    """
+    return ("default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
+            f"script-src {_csp_hash(script)}; base-uri 'none'; form-action 'none'")  # fmt: skip
 
 
 def render_html(
@@ -911,12 +1049,13 @@ def render_html(
     extra_html: str = "",
     plots: Sequence[str] = (),
 ) -> str:
-    """The leaderboard as one self-contained static HTML page.
+    """The leaderboard as one self-contained static HTML page (``templates/board.html.j2``).
 
-    Inline CSS and one inline script (sortable columns: a click on a header sorts by that column,
-    numbers numerically — a "mean ± std" cell by its mean — text alphabetically, missing values
-    last; a second click reverses). No external URL, no network request: a Content-Security-Policy
-    lets only that script run. Every text from the entries is HTML-escaped.
+    The package's ``static/board.css`` and ``static/board.js`` are inlined (sortable columns: a
+    click on a header sorts by that column, numbers numerically — a "mean ± std" cell by its mean
+    — text alphabetically, missing values last; a second click reverses). No external URL, no
+    network request: a Content-Security-Policy lets only that script run. Every text from the
+    entries is HTML-escaped (Jinja2's autoescape). The tables fit a 1,400 px wide window.
 
     Args:
         entries: ``[(stem, entry), ...]`` as :func:`load_entries` returns.
@@ -931,93 +1070,24 @@ def render_html(
 
     """
     rows = build_rows(entries)
-    heading = title or "Leaderboard"
+    script = static_text("board.js").strip()
     w, h = (round(v * PLOT_DPI) for v in PLOT_SIZE_IN)
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        '<meta name="generator" content="robact_bench">',
-        '<link rel="icon" href="data:,">',  # no favicon request
-        f"<title>{_e(heading)}</title>",
-        f"<style>\n{_CSS}\n</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{_e(heading)}</h1>",
-    ]
-    out += [f'<p class="note">{_e(line).replace("`", "")}</p>' for line in _intro_lines(rows)]
-    out.append(
-        '<p class="note">Click a column header to sort by it; click again to reverse. Rows marked '
-        '<span class="badge unreliable">unreliable</span> show signs that our own robust accuracy may still be '
-        'inflated (an attack failed). <span class="badge baseline">baseline</span> marks the ReLU PGD-AT / TRADES '
-        "baselines.</p>"
+    return render_template(
+        "board.html.j2",
+        title=title or "Leaderboard",
+        csp=Markup(_csp(script)),
+        css=Markup(static_text("board.css").strip()),
+        script=Markup(script),
+        intro=[line.replace("`", "") for line in _intro_lines(rows)],
+        tables=_tables(rows),
+        plots=_plot_views(rows, plots),
+        plot_width=w,
+        plot_height=h,
+        extra=Markup(extra_html.rstrip("\n")),
     )
-    for track in TRACKS:
-        out += _html_table(track, rows[track])
-    shown = [p for p in PLOTS if p in plots]
-    if shown:
-        out += ['<section class="plots">', "<h2>Plots</h2>"]
-        for p in shown:
-            out.append(
-                f'<figure><img src="plots/{p}.png" alt="{_e(p)}" width="{w}" height="{h}">'
-                f"<figcaption>{_e(_PLOT_CAPTIONS[p])}</figcaption></figure>"
-            )
-        out.append("</section>")
-    if extra_html:
-        out.append(extra_html.rstrip("\n"))
-    out += [f"<script>{_JS}</script>", "</body>", "</html>"]
-    return "\n".join(out) + "\n"
 
 
 # --------------------------------------------------------------------------- plots
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _sweeps(s: _Seed, kind: str) -> list[tuple[str, list[float], list[float]]]:
-    ev = _obj(s.stem, _obj(s.stem, s.entry, "robact", ""), "evaluation", "robact.")
-    sweeps = ev.get("sweeps") or []
-    if not isinstance(sweeps, list):
-        raise ValueError(f"{s.stem}: 'robact.evaluation.sweeps' is not a list")
-    out = []
-    for sw in sweeps:
-        if not isinstance(sw, dict) or sw.get("kind") != kind or "skipped" in sw:
-            continue
-        xs, ys = sw.get("values") or [], sw.get("accuracy") or []
-        if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys):
-            raise ValueError(f"{s.stem}: a {kind} sweep's 'values' and 'accuracy' are not lists of the same length")
-        pts = [(float(x), 100.0 * float(y)) for x, y in zip(xs, ys, strict=True) if _finite(x) and _finite(y)]
-        if pts:
-            out.append((str(sw.get("attack", "?")), [p[0] for p in pts], [p[1] for p in pts]))
-    return out
-
-
-def _history(s: _Seed) -> list[tuple[str, list[float], list[float]]]:
-    tr = _obj(s.stem, _obj(s.stem, s.entry, "robact", ""), "training", "robact.")
-    hist = tr.get("history") or []
-    if not isinstance(hist, list):
-        raise ValueError(f"{s.stem}: 'robact.training.history' is not a list")
-    pts = [
-        (float(h["epoch"]), float(h["loss"]))
-        for h in hist
-        if isinstance(h, dict) and _finite(h.get("epoch")) and _finite(h.get("loss"))
-    ]
-    return [("loss", [p[0] for p in pts], [p[1] for p in pts])] if pts else []
-
-
-def _per_attack(s: _Seed) -> dict[str, float]:
-    ev = _obj(s.stem, _obj(s.stem, s.entry, "robact", ""), "evaluation", "robact.")
-    per = _obj(s.stem, ev, "per_attack", "robact.evaluation.")
-    return {
-        str(name): 100.0 * float(rec["accuracy"])
-        for name, rec in per.items()
-        if isinstance(rec, dict) and _finite(rec.get("accuracy")) and rec.get("role", "headline") == "headline"
-    }
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -1027,15 +1097,15 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 _Series = tuple[Row, str, list[float], list[float], list[float], list[float]]
 """(row, series name, x values, mean, band low, band high) of one line of a plot."""
 
+_Points = list[tuple[str, Sequence[float], Sequence[float]]]
 
-def _curves(
-    groups: list[tuple[Row, list[_Seed]]], get: Callable[[_Seed], list[tuple[str, list[float], list[float]]]]
-) -> list[_Series]:
+
+def _curves(rows: Sequence[Row], get: Callable[[_Seed], _Points]) -> list[_Series]:
     """Per (group, series name): x values and the mean over the seeds at each x, band ± one std."""
     out: list[_Series] = []
-    for row, seeds in groups:
+    for row in rows:
         by_name: dict[str, dict[float, list[float]]] = {}
-        for s in seeds:
+        for s in row.members:
             for name, xs, ys in get(s):
                 pts = by_name.setdefault(name, {})
                 for x, y in zip(xs, ys, strict=True):
@@ -1047,30 +1117,110 @@ def _curves(
     return out
 
 
-def _sweep_curves(groups: list[tuple[Row, list[_Seed]]], kind: str) -> list[_Series]:
+def _of_kind(s: _Seed, kind: str) -> list[Sweep]:
+    return [sw for sw in s.sweeps if sw.kind == kind]
+
+
+def _sweep_curves(rows: Sequence[Row], kind: str) -> list[_Series]:
     """Sweeps with their 95% interval band (over points and seeds) where every seed has per-point counts."""
     from robact_bench.leaderboard.inference import group_interval
 
     out: list[_Series] = []
-    for row, seeds in groups:
-        per_seed = []
-        for s in seeds:
-            ev = s.evaluation
-            for sw in ev.get("sweeps") or []:
-                if isinstance(sw, dict) and sw.get("kind") == kind and "skipped" not in sw and sw.get("counts"):
-                    per_seed.append((str(sw.get("attack", "?")), sw["values"], sw["counts"], int(sw.get("passes", 1))))
-        if len(per_seed) != len(seeds) or len({(a, tuple(v)) for a, v, _, _ in per_seed}) != 1:
-            out += _curves([(row, seeds)], lambda s: _sweeps(s, kind))
+    for row in rows:
+        per_seed = [sw for s in row.members for sw in _of_kind(s, kind) if sw.counts]
+        if len(per_seed) != len(row.members) or len({(sw.attack, sw.values) for sw in per_seed}) != 1:
+            out += _curves([row], lambda s: [(sw.attack, sw.values, sw.accuracy) for sw in _of_kind(s, kind)])
             continue
-        name, xs = per_seed[0][0], [float(v) for v in per_seed[0][1]]
+        name, xs = per_seed[0].attack, list(per_seed[0].values)
         mean, lo, hi = [], [], []
         for j in range(len(xs)):
-            iv = group_interval([[c / p for c in counts[j]] for _, _, counts, p in per_seed])
+            iv = group_interval([[c / sw.passes for c in sw.counts[j]] for sw in per_seed if sw.counts])
             mean.append(100 * iv["mean"])
             lo.append(100 * iv["ci95"][0])
             hi.append(100 * iv["ci95"][1])
         out.append((row, name, xs, mean, lo, hi))
     return out
+
+
+def _g(x: float) -> str:
+    return f"{x:g}"
+
+
+@dataclass(frozen=True)
+class _SweepInfo:
+    """What the sweeps of one kind on a board are: the attacks, their eps, the evaluation's eps."""
+
+    attacks: tuple[str, ...]
+    sweep_eps: tuple[float, ...]
+    eval_eps: tuple[float, ...]
+
+    @property
+    def attack_text(self) -> str:
+        return " and ".join(self.attacks)
+
+    @property
+    def eval_text(self) -> str:
+        return " / ".join(map(_g, self.eval_eps))
+
+
+def _sweep_info(rows: Sequence[Row], kind: str) -> _SweepInfo:
+    members = [s for r in rows for s in r.members]
+    sweeps = [sw for s in members for sw in _of_kind(s, kind)]
+    return _SweepInfo(
+        attacks=tuple(_distinct(sw.attack for sw in sweeps)),
+        sweep_eps=tuple(_distinct(sw.eps for sw in sweeps if sw.eps is not None)),
+        eval_eps=tuple(_distinct(s.eps for s in members if s.eps is not None and _of_kind(s, kind))),
+    )
+
+
+_BAND = ("the band is the 95% interval over points and seeds (± one standard deviation for entries without "
+         "per-point data)")  # fmt: skip
+_ONE_ATTACK = ("One attack alone, so its curve lies at or above the tables' robust number, the worst case per point "
+               "over every attack.")  # fmt: skip
+
+
+def _eps_caption(info: _SweepInfo) -> str:
+    mark = f" The dotted line marks the evaluation's eps = {info.eval_text}, where the tables are measured." if (
+        info.eval_eps) else ""  # fmt: skip
+    return (f"Robust accuracy (expected rule) under {info.attack_text or 'the swept attack'} vs eps (the eps sweep), "
+            f"mean over seeds; {_BAND}.{mark} {_ONE_ATTACK}")  # fmt: skip
+
+
+def _steps_caption(info: _SweepInfo) -> str:
+    at = f" at eps = {' / '.join(map(_g, info.sweep_eps))}" if info.sweep_eps else ""
+    same = " (the evaluation's eps)" if info.sweep_eps and set(info.sweep_eps) <= set(info.eval_eps) else ""
+    return (f"Robust accuracy (expected rule) under {info.attack_text or 'the swept attack'}{at}{same} vs its number "
+            f"of steps (the steps sweep), mean over seeds; {_BAND}. {_ONE_ATTACK}")  # fmt: skip
+
+
+_PER_ATTACK_CAPTION = (
+    "Robust accuracy (expected rule) per attack, mean over seeds (error bars: the 95% interval over points and "
+    "seeds; ± one standard deviation without per-point data). On deterministic models AutoAttack's attacks are "
+    "cumulative (each runs on the points the previous ones left robust); on random models each runs on every point."
+)
+_TRAINING_CAPTION = "Training loss per epoch, mean over seeds; the band is ± one standard deviation."
+
+
+def plot_captions(rows: dict[str, list[Row]]) -> dict[str, str]:
+    """The caption of each plot of :data:`PLOTS`, from the rows it is drawn from.
+
+    The eps and steps captions name the attack each sweep runs and the eps: the evaluation's eps
+    (marked on the eps plot) and the eps of the steps sweep.
+
+    Args:
+        rows: What :func:`build_rows` returns.
+
+    Returns:
+        ``{plot name: caption}`` for every name of :data:`PLOTS`.
+
+    """
+    flat = [r for t in TRACKS for r in rows[t]]
+    return {
+        "acc_vs_eps": _eps_caption(_sweep_info(flat, "eps")),
+        "acc_vs_steps": _steps_caption(_sweep_info(flat, "steps")),
+        "per_attack": _PER_ATTACK_CAPTION,
+        "training_curves": _TRAINING_CAPTION,
+    }
 
 
 def _style() -> dict[str, Any]:
@@ -1103,13 +1253,15 @@ def _new_figure() -> Figure:
 
 def _line_plot(
     series: list[_Series],
-    groups: list[Row],
+    groups: Sequence[Row],
     *,
     xlabel: str,
     ylabel: str,
     title: str,
     logx: bool = False,
     integer_x: bool = False,
+    mark_x: Sequence[float] = (),
+    mark_label: str = "",
 ) -> Figure:
     fig = _new_figure()
     ax = fig.add_subplot()
@@ -1130,6 +1282,8 @@ def _line_plot(
         )
         if any(h > low for low, h in zip(lo, hi, strict=True)):
             ax.fill_between(xs, lo, hi, color=color, alpha=0.15, linewidth=0)
+    for x in mark_x:
+        ax.axvline(x, color="0.25", linestyle=":", linewidth=1.4, label=mark_label)
     if logx and all(x > 0 for _, _, xs, *_ in series for x in xs):
         ax.set_xscale("log")
         ticks = sorted({x for _, _, xs, *_ in series for x in xs})
@@ -1146,44 +1300,52 @@ def _line_plot(
     return fig
 
 
-def _plot_eps(groups: list[tuple[Row, list[_Seed]]]) -> Figure | None:
-    series = _sweep_curves(groups, "eps")
+def _plot_eps(rows: Sequence[Row]) -> Figure | None:
+    series = _sweep_curves(rows, "eps")
     if not series:
         return None
+    info = _sweep_info(rows, "eps")
     return _line_plot(
-        series, [r for r, _ in groups], xlabel="eps", ylabel="robust accuracy (%)", title="Robust accuracy vs eps"
+        series,
+        rows,
+        xlabel="eps",
+        ylabel="robust accuracy (%)",
+        title=f"Robust accuracy vs eps: {info.attack_text} (one attack)",
+        mark_x=info.eval_eps,
+        mark_label=f"evaluation eps = {info.eval_text}",
     )
 
 
-def _plot_steps(groups: list[tuple[Row, list[_Seed]]]) -> Figure | None:
-    series = _sweep_curves(groups, "steps")
+def _plot_steps(rows: Sequence[Row]) -> Figure | None:
+    series = _sweep_curves(rows, "steps")
     if not series:
         return None
+    info = _sweep_info(rows, "steps")
+    at = f" at eps = {' / '.join(map(_g, info.sweep_eps))}" if info.sweep_eps else ""
     return _line_plot(
         series,
-        [r for r, _ in groups],
+        rows,
         xlabel="attack steps",
         ylabel="robust accuracy (%)",
-        title="Robust accuracy vs attack steps",
+        title=f"Robust accuracy vs attack steps: {info.attack_text}{at} (one attack)",
         logx=True,
     )
 
 
-def _plot_training(groups: list[tuple[Row, list[_Seed]]]) -> Figure | None:
-    series = _curves(groups, _history)
+def _plot_training(rows: Sequence[Row]) -> Figure | None:
+    series = _curves(rows, lambda s: [("loss", [e for e, _ in s.history], [v for _, v in s.history])] if s.history
+                     else [])  # fmt: skip
     if not series:
         return None
-    return _line_plot(
-        series, [r for r, _ in groups], xlabel="epoch", ylabel="training loss", title="Training loss", integer_x=True
-    )
+    return _line_plot(series, rows, xlabel="epoch", ylabel="training loss", title="Training loss", integer_x=True)
 
 
-def _plot_per_attack(groups: list[tuple[Row, list[_Seed]]]) -> Figure | None:
+def _plot_per_attack(rows: Sequence[Row]) -> Figure | None:
     data: list[tuple[Row, dict[str, list[float]]]] = []
-    for row, seeds in groups:
+    for row in rows:
         acc: dict[str, list[float]] = {}
-        for s in seeds:
-            for name, v in _per_attack(s).items():
+        for s in row.members:
+            for name, v in s.per_attack:
                 acc.setdefault(name, []).append(v)
         if acc:
             data.append((row, acc))
@@ -1217,7 +1379,7 @@ def _plot_per_attack(groups: list[tuple[Row, list[_Seed]]]) -> Figure | None:
     return fig
 
 
-_PLOTTERS: dict[str, Callable[[list[tuple[Row, list[_Seed]]]], Figure | None]] = {
+_PLOTTERS: dict[str, Callable[[Sequence[Row]], Figure | None]] = {
     "acc_vs_eps": _plot_eps,
     "acc_vs_steps": _plot_steps,
     "per_attack": _plot_per_attack,
@@ -1237,15 +1399,38 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def plot_figures(entries: Sequence[Entry]) -> dict[str, Figure | None]:
+    """The matplotlib figure of each plot of :data:`PLOTS` (``None`` for a plot without data).
+
+    Drawn in the fixed style :func:`render_plots` saves; the eps plot's title names the attack
+    swept and a dotted vertical line marks the evaluation's eps; the steps plot's title names the
+    attack and the eps it runs at.
+
+    Raises:
+        ImportError: When matplotlib is not installed.
+
+    """
+    try:
+        import matplotlib
+        import matplotlib.style
+    except ImportError as exc:  # pragma: no cover - matplotlib comes with mlxtend
+        raise ImportError("render_plots needs matplotlib: pip install matplotlib") from exc
+
+    rows = build_rows(entries)
+    flat = [r for t in TRACKS for r in rows[t]]
+    with matplotlib.style.context("default"), matplotlib.rc_context(_style()):
+        return {name: _PLOTTERS[name](flat) for name in PLOTS}
+
+
 def render_plots(entries: Sequence[Entry], out_dir: str | os.PathLike[str]) -> list[Path]:
     """Write the PNG plots of :data:`PLOTS` whose data some entry has, into ``out_dir``.
 
     ``acc_vs_eps`` / ``acc_vs_steps``: one line per group (and attack, when several), the mean
-    over seeds with a ± std band; ``per_attack``: grouped bars, mean over seeds with ± std error
-    bars; ``training_curves``: training loss per epoch. A plot without data is skipped (logged),
-    and an old file of its name is removed, since it would show data that is no longer there.
-    Files are written atomically; the style is fixed and no timestamp or version is stored, so
-    the same entries give the same bytes with the same matplotlib and fonts.
+    over seeds with its band; ``per_attack``: grouped bars, mean over seeds with error bars;
+    ``training_curves``: training loss per epoch (:func:`plot_figures`). A plot without data is
+    skipped (logged), and an old file of its name is removed, since it would show data that is
+    no longer there. Files are written atomically; the style is fixed and no timestamp or version
+    is stored, so the same entries give the same bytes with the same matplotlib and fonts.
 
     Args:
         entries: ``[(stem, entry), ...]`` as :func:`load_entries` returns.
@@ -1258,20 +1443,16 @@ def render_plots(entries: Sequence[Entry], out_dir: str | os.PathLike[str]) -> l
         ImportError: When matplotlib is not installed.
 
     """
-    try:
-        import matplotlib
-        import matplotlib.style
-    except ImportError as exc:  # pragma: no cover - matplotlib comes with mlxtend
-        raise ImportError("render_plots needs matplotlib: pip install matplotlib") from exc
+    import matplotlib
+    import matplotlib.style
 
-    grouped = _grouped(entries)
-    groups = [rs for track in TRACKS for rs in grouped[track]]
+    figures = plot_figures(entries)
     out = Path(out_dir)
     written: list[Path] = []
     with matplotlib.style.context("default"), matplotlib.rc_context(_style()):
         for name in PLOTS:
             path = out / f"{name}.png"
-            fig = _PLOTTERS[name](groups)
+            fig = figures[name]
             if fig is None:
                 log.info("skipping %s.png: %s", name, _MISSING[name])
                 if path.is_file():

@@ -292,6 +292,47 @@ def contradictions(entry: Any) -> list[str]:
     return out
 
 
+def _optional(node: Any, in_condition: bool = False) -> Any:
+    """``node`` without its completeness rules (``required``, ``minProperties``), except inside an ``if``.
+
+    A condition keeps them: ``{"if": {"required": ["robact"]}, ...}`` must still mean "when the
+    entry has a ``robact`` block".
+    """
+    if isinstance(node, dict):
+        return {k: _optional(v, in_condition or k == "if") for k, v in node.items()
+                if in_condition or k not in ("required", "minProperties")}  # fmt: skip
+    if isinstance(node, list):
+        return [_optional(v, in_condition) for v in node]
+    return node
+
+
+@lru_cache(maxsize=1)
+def _partial_validator() -> Any:
+    import jsonschema
+
+    schema = _optional(load_schema())
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def type_errors(entry: Any, source: str = "<entry>") -> list[str]:
+    """The problems of an entry that a page cannot show: the schema's errors other than a missing field.
+
+    The pages render partial entries (an old file, a RobustBench file without our block, a
+    field not yet recorded: shown as "–"), so completeness (``required``, ``minProperties``) is
+    not asked for here; every field that is present must have the schema's type, pattern and
+    values. :func:`validate_entry` asks for both.
+
+    Returns:
+        One line per problem, ``<source>: <field>: <what was wrong and expected>``.
+
+    """
+    try:
+        errors = sorted(_partial_validator().iter_errors(entry), key=lambda e: [str(p) for p in e.absolute_path])
+    except RecursionError:
+        return [_printable(f"{source}: nested too deeply to validate")]
+    return [_printable(f"{source}: {_message(e)}") for e in errors]
+
+
 def validate_entry(entry: Any, source: str = "<entry>") -> list[str]:
     """Every problem of one entry, each a line ``<source>: <field>: <what was wrong and expected>``.
 

@@ -18,11 +18,11 @@ floats, ints, strings, lists, dicts and ``None`` (never NaN or inf). See ``docs/
 
 from __future__ import annotations
 
-import html
 import logging
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,13 +32,17 @@ from scipy import stats as sps
 from robact_bench.evaluation.stochastic import RULES
 from robact_bench.leaderboard.claims import audit
 from robact_bench.leaderboard.inference import decide, group_interval, holm, paired_comparison, rule_values
+from robact_bench.leaderboard.templating import render_template
 
 __all__ = [
+    "Block",
     "anova",
     "friedman_from_ranks",
     "friedman_nemenyi",
     "leaderboard_stats",
     "mean_std",
+    "stats_blocks",
+    "stats_html",
     "stats_markdown",
 ]
 
@@ -324,8 +328,10 @@ def leaderboard_stats(entries: Sequence[Mapping[str, Any]], *, alpha: float = 0.
 
     Across groups:
 
-    * ANOVA of robust accuracy with the seeds as replicates; skipped (with a reason) for fewer
-      than 2 groups or a group with fewer than 2 seeds.
+    * ANOVA of robust accuracy with the seeds as replicates, over the groups with at least 2
+      seeds (a single-seed group has no within-group variance to contribute; it is left out and
+      named in ``"excluded"``, it does not switch the test off); skipped (with a reason) when
+      fewer than 2 groups have 2 or more seeds.
     * Friedman + Nemenyi with the groups as methods. A block is one (seed, attack) cell: for
       every seed present in every group and every attack present in every group's entries for
       those seeds, plus the worst case (``robust_acc``, named ``"worst_case"``) per seed, so
@@ -390,14 +396,17 @@ def leaderboard_stats(entries: Sequence[Mapping[str, Any]], *, alpha: float = 0.
         }
 
     names = sorted(by_group)
-    if len(names) < 2:
-        anova_out: dict[str, Any] = {"skipped": f"ANOVA needs at least 2 groups, got {len(names)}"}
-    elif min(len(by_group[g]) for g in names) < 2:
-        short = [g for g in names if len(by_group[g]) < 2]
-        anova_out = {"skipped": f"ANOVA needs at least 2 seeds per group; {', '.join(short)} have fewer"}
+    replicated = [g for g in names if len(by_group[g]) >= 2]
+    single = [g for g in names if len(by_group[g]) < 2]
+    if len(replicated) < 2:
+        anova_out: dict[str, Any] = {
+            "skipped": f"ANOVA needs at least 2 groups with 2 or more seeds, got {len(replicated)}"
+            + (f" ({', '.join(single)} {'has' if len(single) == 1 else 'have'} 1 seed)" if single else ""),
+            "excluded": single,
+        }
     else:
-        robust = {g: [float(by_group[g][s]["robust_acc"]) for s in sorted(by_group[g])] for g in names}
-        anova_out = {"skipped": None, **anova(robust)}
+        robust = {g: [float(by_group[g][s]["robust_acc"]) for s in sorted(by_group[g])] for g in replicated}
+        anova_out = {"skipped": None, **anova(robust), "excluded": single}
 
     friedman_out = _leaderboard_friedman(by_group, names, attack_accs, alpha)
     for label, res in (("ANOVA", anova_out), ("Friedman", friedman_out)):
@@ -574,69 +583,127 @@ def _f3(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-def stats_markdown(stats: Mapping[str, Any]) -> str:
-    """A Markdown section ``## Statistics across seeds`` rendering :func:`leaderboard_stats`.
+@dataclass(frozen=True)
+class Block:
+    """One block of a statistics section, rendered by ``templates/blocks.{md,html}.j2``.
+
+    Attributes:
+        kind: ``"heading"``, ``"paragraph"``, ``"list"`` or ``"table"``.
+        text: The heading's or paragraph's text.
+        level: The heading's level (2 for ``##``).
+        items: The list's items.
+        header: The table's column titles.
+        align: The table's Markdown rule per column (``"---"`` or ``"---:"``).
+        rows: The table's rows of cell texts.
+
+    """
+
+    kind: str
+    text: str = ""
+    level: int = 2
+    items: tuple[str, ...] = ()
+    header: tuple[str, ...] = ()
+    align: tuple[str, ...] = ()
+    rows: tuple[tuple[str, ...], ...] = ()
+
+
+class _Doc:
+    """Collects the blocks of a section; consecutive list items form one list."""
+
+    def __init__(self) -> None:
+        self.blocks: list[Block] = []
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.blocks.append(Block("heading", text=text, level=level))
+
+    def paragraph(self, text: str) -> None:
+        self.blocks.append(Block("paragraph", text=text))
+
+    def item(self, text: str) -> None:
+        if self.blocks and self.blocks[-1].kind == "list":
+            last = self.blocks.pop()
+            self.blocks.append(Block("list", items=(*last.items, text)))
+        else:
+            self.blocks.append(Block("list", items=(text,)))
+
+    def table(self, header: Sequence[str], align: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        self.blocks.append(Block("table", header=tuple(header), align=tuple(align),
+                                 rows=tuple(tuple(r) for r in rows)))  # fmt: skip
+
+
+def _anova_line(an: Mapping[str, Any]) -> str:
+    if an["skipped"]:
+        return f"ANOVA of robust accuracy across groups: skipped ({an['skipped']})."
+    left_out = an.get("excluded") or []
+    over = ""
+    if left_out:
+        over = (f"; over the {len(an['groups'])} groups with at least 2 seeds, leaving out "
+                f"{', '.join(left_out)} (1 seed)")  # fmt: skip
+    if an["F"] is None:
+        return f"ANOVA of robust accuracy across groups: F undefined ({an['reason']}{over})."
+    return (f"ANOVA of robust accuracy across groups (seeds as replicates{over}): "
+            f"F({an['df_between']}, {an['df_within']}) = {an['F']:.3f}, p = {_p(an['p'])}.")  # fmt: skip
+
+
+def stats_blocks(stats: Mapping[str, Any]) -> list[Block]:
+    """The statistics section of :func:`leaderboard_stats` as blocks (:class:`Block`).
 
     Args:
         stats: The dict returned by :func:`leaderboard_stats`.
 
     Returns:
-        Markdown: a mean ± std table per group (accuracies in %, 2 decimals), the ANOVA line,
-        the Friedman / Iman-Davenport / Nemenyi lines and the average ranks.
+        A mean ± std table per group (accuracies in %, 2 decimals), the ANOVA line, the Friedman /
+        Iman-Davenport / Nemenyi lines and the average ranks, then the 95% intervals, the paired
+        comparisons with the baselines and the claim audit where the stats have them.
 
     """
+    doc = _Doc()
     groups = stats["groups"]
     attacks = sorted({a for g in groups.values() for a in g["per_attack"]})
     header = ["Group", "Track", "Seeds", "Clean (%)", "Robust, worst case (%)", *(f"{a} (%)" for a in attacks)]
-    lines = [
-        "## Statistics across seeds",
-        "",
-        "Mean ± sample standard deviation over seeds (std 0.00 for a single seed).",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|",
-    ]
+    doc.heading("Statistics across seeds")
+    doc.paragraph("Mean ± sample standard deviation over seeds (std 0.00 for a single seed).")
+    rows = []
     for name, g in groups.items():
         cells = [name, g["track"], str(g["n_seeds"]), _pm(g["clean_acc"]), _pm(g["robust_acc"])]
-        cells += [_pm(g["per_attack"].get(a)) for a in attacks]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-
-    an = stats["anova_robust_acc"]
-    if an["skipped"]:
-        lines.append(f"- ANOVA of robust accuracy across groups: skipped ({an['skipped']}).")
-    elif an["F"] is None:
-        lines.append(f"- ANOVA of robust accuracy across groups: F undefined ({an['reason']}).")
-    else:
-        lines.append(
-            f"- ANOVA of robust accuracy across groups (seeds as replicates): "
-            f"F({an['df_between']}, {an['df_within']}) = {an['F']:.3f}, p = {_p(an['p'])}."
-        )
-
+        rows.append(cells + [_pm(g["per_attack"].get(a)) for a in attacks])
+    doc.table(header, ["---"] * 3 + ["---:"] * (len(header) - 3), rows)
+    doc.item(_anova_line(stats["anova_robust_acc"]))
     fr = stats["friedman"]
     if fr["skipped"]:
-        lines.append(f"- Friedman test: skipped ({fr['skipped']}).")
-        return "\n".join(lines) + "\n" + _inference_markdown(stats)
-    blocks = fr["blocks"]
-    lines.append(
-        f"- Friedman test over N = {fr['n_blocks']} blocks ({len(blocks['seeds'])} seeds x "
-        f"{len(blocks['cells'])} cells: {', '.join(blocks['cells'])}), k = {fr['k']} groups: "
-        f"χ²_F = {fr['chi2_F']:.3f}, p = {_p(fr['chi2_F_p'])} "
-        f"(tie-corrected χ² = {_f3(fr['chi2_tie_corrected'])}, p = {_p(fr['p_tie_corrected'])})."
-    )
-    df1, df2 = fr["F_F_df"]
-    if fr["F_F"] is None:
-        lines.append(f"- Iman–Davenport F_F({df1}, {df2}): {fr['F_F_note']}.")
+        doc.item(f"Friedman test: skipped ({fr['skipped']}).")
     else:
-        lines.append(f"- Iman–Davenport F_F({df1}, {df2}) = {fr['F_F']:.3f}, p = {_p(fr['F_F_p'])}.")
-    sig = ", ".join(f"{d['better']} > {d['worse']} ({d['rank_difference']:.2f})" for d in fr["significant_pairs"])
-    lines.append(
-        f"- Nemenyi critical difference (α = {fr['alpha']:g}): CD = {fr['cd']:.3f}; "
-        f"pairs further apart than CD: {sig or 'none'}."
-    )
-    ranks = sorted(fr["average_ranks"].items(), key=lambda kv: kv[1])
-    lines.append("- Average ranks (1 = best): " + ", ".join(f"{m} {r:.2f}" for m, r in ranks) + ".")
-    return "\n".join(lines) + "\n" + _inference_markdown(stats)
+        blocks = fr["blocks"]
+        doc.item(
+            f"Friedman test over N = {fr['n_blocks']} blocks ({len(blocks['seeds'])} seeds x "
+            f"{len(blocks['cells'])} cells: {', '.join(blocks['cells'])}), k = {fr['k']} groups: "
+            f"χ²_F = {fr['chi2_F']:.3f}, p = {_p(fr['chi2_F_p'])} "
+            f"(tie-corrected χ² = {_f3(fr['chi2_tie_corrected'])}, p = {_p(fr['p_tie_corrected'])})."
+        )
+        df1, df2 = fr["F_F_df"]
+        if fr["F_F"] is None:
+            doc.item(f"Iman–Davenport F_F({df1}, {df2}): {fr['F_F_note']}.")
+        else:
+            doc.item(f"Iman–Davenport F_F({df1}, {df2}) = {fr['F_F']:.3f}, p = {_p(fr['F_F_p'])}.")
+        sig = ", ".join(f"{d['better']} > {d['worse']} ({d['rank_difference']:.2f})" for d in fr["significant_pairs"])
+        doc.item(
+            f"Nemenyi critical difference (α = {fr['alpha']:g}): CD = {fr['cd']:.3f}; "
+            f"pairs further apart than CD: {sig or 'none'}."
+        )
+        ranks = sorted(fr["average_ranks"].items(), key=lambda kv: kv[1])
+        doc.item("Average ranks (1 = best): " + ", ".join(f"{m} {r:.2f}" for m, r in ranks) + ".")
+    _inference_blocks(doc, stats)
+    return doc.blocks
+
+
+def stats_markdown(stats: Mapping[str, Any]) -> str:
+    """A Markdown section ``## Statistics across seeds`` rendering :func:`leaderboard_stats` (:func:`stats_blocks`)."""
+    return render_template("blocks.md.j2", blocks=stats_blocks(stats))
+
+
+def stats_html(stats: Mapping[str, Any]) -> str:
+    """The section of :func:`stats_markdown` as an HTML fragment, from the same blocks (every text escaped)."""
+    return render_template("blocks.html.j2", blocks=stats_blocks(stats))
 
 
 def ci_text(iv: Mapping[str, Any] | None, digits: int = 1) -> str:
@@ -650,63 +717,6 @@ def ci_text(iv: Mapping[str, Any] | None, digits: int = 1) -> str:
 def _diff_text(cmp: Mapping[str, Any]) -> str:
     lo, hi = cmp["ci95"]
     return f"{100 * cmp['difference']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
-
-
-def _inference_markdown(stats: Mapping[str, Any]) -> str:
-    lines: list[str] = []
-    groups = stats.get("groups", {})
-    rows = [(name, g) for name, g in groups.items() if g.get("intervals")]
-    if rows:
-        lines += [
-            "",
-            "## 95% intervals",
-            "",
-            "In %, over the points and, for several seeds, the seeds: one seed, Clopper–Pearson over its points; "
-            "several seeds, a bootstrap that resamples the seeds and then the points within each (10,000 "
-            "resamples; docs/statistics.md). Rules: expected (mean over the R passes, the ranking number), majority "
-            "(more than half of the passes right), all passes right. On a deterministic model the three coincide.",
-            "",
-            "| Group | Track | Clean, expected | Headline, expected | Headline, majority | "
-            "Headline, all passes right | AutoAttack alone, expected |",
-            "|---|---|---:|---:|---:|---:|---:|",
-        ]
-        for name, g in rows:
-            iv = g["intervals"]
-            head, clean, aa = iv.get("headline", {}), iv.get("clean", {}), iv.get("autoattack", {})
-            lines.append(
-                f"| {name} | {g['track']} | {ci_text(clean.get('expected'))} | {ci_text(head.get('expected'))} | "
-                f"{ci_text(head.get('majority'))} | {ci_text(head.get('all_right'))} | {ci_text(aa.get('expected'))} |"
-            )
-    paired = stats.get("paired") or []
-    if paired:
-        tested = [r for r in paired if "skipped" not in r]
-        alpha = stats.get("alpha", 0.05)
-        lines += [
-            "",
-            "## Against the baselines",
-            "",
-            "Each model against each baseline (and each pair of baselines once) on the same points and seeds, on "
-            "the headline (expected rule): the difference in points (model − baseline) with its paired bootstrap "
-            "95% interval, the points where the model is better (+) and worse (−), and a paired sign-flip test of "
-            "the mean per-point difference over the pooled seeds (McNemar's exact test when both models are "
-            f"deterministic), Holm-adjusted over the {len(tested)} comparisons. Better / worse: adjusted "
-            f"p < {alpha:g} and the interval excludes 0; otherwise indistinguishable.",
-            "",
-            "| Model | Baseline | Difference (points) [95% CI] | + / − | p | p (Holm) | Verdict |",
-            "|---|---|---:|---:|---:|---:|---|",
-        ]
-        for r in paired:
-            if "skipped" in r:
-                lines.append(f"| {r['group']} | {r['baseline']} | — | — | — | — | not compared: {r['skipped']} |")
-                continue
-            lines.append(
-                f"| {r['group']} | {r['baseline']} | {_diff_text(r)} | {r['positive']} / {r['negative']} | "
-                f"{_p(r['p'])} | {_p(r['p_holm'])} | {r['verdict']} |"
-            )
-    claims = stats.get("claims") or []
-    if claims:
-        lines += ["", claims_markdown(claims, level=2).rstrip("\n")]
-    return ("\n".join(lines) + "\n") if lines else ""
 
 
 def _value(v: float | None) -> str:
@@ -728,86 +738,95 @@ def _cmp_cell(cmp: Mapping[str, Any] | None, metric: str) -> str:
             f"[{lo:+.1f}, {hi:+.1f}], p (Holm) {_p(cmp.get('p_holm'))}: {cmp.get('verdict', '—')}")  # fmt: skip
 
 
-def claims_markdown(claims: Sequence[Mapping[str, Any]], *, level: int = 2) -> str:
-    """The claim audit (:func:`robact_bench.leaderboard.claims.audit`) as Markdown, headings at ``level``."""
-    h = "#" * level
-    lines = [
-        f"{h} Claim audit",
-        "",
+def _inference_blocks(doc: _Doc, stats: Mapping[str, Any]) -> None:
+    groups = stats.get("groups", {})
+    rows = [(name, g) for name, g in groups.items() if g.get("intervals")]
+    if rows:
+        doc.heading("95% intervals")
+        doc.paragraph(
+            "In %, over the points and, for several seeds, the seeds: one seed, Clopper–Pearson over its points; "
+            "several seeds, a bootstrap that resamples the seeds and then the points within each (10,000 "
+            "resamples; docs/statistics.md). Rules: expected (mean over the R passes, the ranking number), majority "
+            "(more than half of the passes right), all passes right. On a deterministic model the three coincide."
+        )
+        cells = []
+        for name, g in rows:
+            iv = g["intervals"]
+            head, clean, aa = iv.get("headline", {}), iv.get("clean", {}), iv.get("autoattack", {})
+            cells.append([name, g["track"], ci_text(clean.get("expected")), ci_text(head.get("expected")),
+                          ci_text(head.get("majority")), ci_text(head.get("all_right")),
+                          ci_text(aa.get("expected"))])  # fmt: skip
+        doc.table(["Group", "Track", "Clean, expected", "Headline, expected", "Headline, majority",
+                   "Headline, all passes right", "AutoAttack alone, expected"],
+                  ["---"] * 2 + ["---:"] * 5, cells)  # fmt: skip
+    paired = stats.get("paired") or []
+    if paired:
+        tested = [r for r in paired if "skipped" not in r]
+        alpha = stats.get("alpha", 0.05)
+        doc.heading("Against the baselines")
+        doc.paragraph(
+            "Each model against each baseline (and each pair of baselines once) on the same points and seeds, on "
+            "the headline (expected rule): the difference in points (model − baseline) with its paired bootstrap "
+            "95% interval, the points where the model is better (+) and worse (−), and a paired sign-flip test of "
+            "the mean per-point difference over the pooled seeds (McNemar's exact test when both models are "
+            f"deterministic), Holm-adjusted over the {len(tested)} comparisons. Better / worse: adjusted "
+            f"p < {alpha:g} and the interval excludes 0; otherwise indistinguishable."
+        )
+        cells = []
+        for r in paired:
+            if "skipped" in r:
+                cells.append([r["group"], r["baseline"], "—", "—", "—", "—", f"not compared: {r['skipped']}"])
+            else:
+                cells.append([r["group"], r["baseline"], _diff_text(r), f"{r['positive']} / {r['negative']}",
+                              _p(r["p"]), _p(r["p_holm"]), r["verdict"]])  # fmt: skip
+        doc.table(["Model", "Baseline", "Difference (points) [95% CI]", "+ / −", "p", "p (Holm)", "Verdict"],
+                  ["---"] * 2 + ["---:"] * 4 + ["---"], cells)  # fmt: skip
+    claims = stats.get("claims") or []
+    if claims:
+        _claims_blocks(doc, claims, level=2)
+
+
+def _claims_blocks(doc: _Doc, claims: Sequence[Mapping[str, Any]], *, level: int) -> None:
+    doc.heading("Claim audit", level)
+    doc.paragraph(
         "Each seed paper's headline claim, tested on this board: the paper's number and setting, ours, and a "
         "verdict from the paired test (sign-flip test of the mean per-point difference over the pooled seeds, "
         "McNemar's exact test on two deterministic models; Holm-adjusted over the claim's comparisons; paired "
         "bootstrap 95% interval of the difference). Supported: "
         "every comparison significantly in the claimed direction (adjusted p < 0.05 and the interval excludes 0); "
         "not supported: one significantly against it; inconclusive: neither. The verdict is the adaptive "
-        "evaluation's; the paper's protocol (its attacks as it ran them: no EOT on a random model) is shown beside it.",
-        "",
-    ]
+        "evaluation's; the paper's protocol (its attacks as it ran them: no EOT on a random model) is shown beside it."
+    )
     for c in claims:
         metric = "error (%)" if c.get("metric") == "error" else "accuracy (%)"
-        lines += [f"{h}# {c['name']}: {c['verdict']}", "", f"{c['claim']}. Source: {c['paper']}.", ""]
+        doc.heading(f"{c['name']}: {c['verdict']}", level + 1)
+        doc.paragraph(f"{c['claim']}. Source: {c['paper']}.")
         if c["verdict"] == "not tested":
-            lines += [f"- Not tested: {c['reason']}.", ""]
+            doc.item(f"Not tested: {c['reason']}.")
             continue
         ps, ours = c["paper_setting"], c.get("our_setting", {})
-        lines.append("- Paper's setting: " + "; ".join(f"{k}: {v}" for k, v in ps.items()) + ".")
-        lines.append(
-            f"- Ours ({c['subject_group']}): architecture: {ours.get('architecture')}; data: {ours.get('dataset')}; "
+        doc.item("Paper's setting: " + "; ".join(f"{k}: {v}" for k, v in ps.items()) + ".")
+        doc.item(
+            f"Ours ({c['subject_group']}): architecture: {ours.get('architecture')}; data: {ours.get('dataset')}; "
             f"eps: {ours.get('eps')}; points: {ours.get('n')} per seed, seeds {ours.get('seeds')}; "
             + ("random model: expected accuracy over " f"{ours.get('passes')} passes, EOT over {ours.get('eot_iter')} "
                "samples for the adaptive attacks." if ours.get("track") == "randomized" else "deterministic model.")
         )  # fmt: skip
         if c.get("note"):
-            lines.append(f"- Choices: {c['note']}")
-        lines += [
-            f"- Verdict: {c['verdict']} under the adaptive evaluation; {c['verdict_paper_protocol']} under the "
-            "paper's protocol.",
-            "",
-            f"| Attack | Against | Paper, {metric}: model vs reference | Ours, paper's protocol | Ours, adaptive |",
-            "|---|---|---|---|---|",
-        ]
+            doc.item(f"Choices: {c['note']}")
+        doc.item(f"Verdict: {c['verdict']} under the adaptive evaluation; {c['verdict_paper_protocol']} under the "
+                 "paper's protocol.")  # fmt: skip
+        cells = []
         for r in c["comparisons"]:
             paper = f"{_value(r.get('paper_subject'))} vs {_value(r.get('paper_reference'))}"
-            lines.append(
-                f"| {r['attack']} | {r['reference']} | {paper} | {_cmp_cell(r.get('paper'), c['metric'])} | "
-                f"{_cmp_cell(r.get('adaptive'), c['metric'])} |"
-            )
-        lines.append("")
-    return "\n".join(lines) + "\n"
+            cells.append([r["attack"], r["reference"], paper, _cmp_cell(r.get("paper"), c["metric"]),
+                          _cmp_cell(r.get("adaptive"), c["metric"])])  # fmt: skip
+        doc.table(["Attack", "Against", f"Paper, {metric}: model vs reference", "Ours, paper's protocol",
+                   "Ours, adaptive"], ["---"] * 5, cells)  # fmt: skip
 
 
-def stats_html(stats: Mapping[str, Any]) -> str:
-    """The section of :func:`stats_markdown` as an HTML fragment (every text escaped)."""
-    parts: list[str] = ['<section class="stats">']
-    rows: list[list[str]] = []
-    items: list[str] = []
-
-    def flush(keep_items: bool = False) -> None:
-        if rows:
-            head, *body = rows
-            parts.append("<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>")
-            parts.extend("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in body)
-            parts.append("</tbody></table>")
-            rows.clear()
-        if items and not keep_items:
-            parts.append("<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
-            items.clear()
-
-    for line in stats_markdown(stats).splitlines():
-        if line.startswith("|"):
-            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
-            if not all(set(c) <= set("-:") for c in cells):
-                rows.append(cells)
-            continue
-        flush(keep_items=line.startswith("- "))
-        if line.startswith("### "):
-            parts.append(f"<h3>{html.escape(line[4:])}</h3>")
-        elif line.startswith("## "):
-            parts.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("- "):
-            items.append(html.escape(line[2:]))
-        elif line.strip():
-            parts.append(f"<p>{html.escape(line)}</p>")
-    flush()
-    parts.append("</section>")
-    return "\n".join(parts) + "\n"
+def claims_markdown(claims: Sequence[Mapping[str, Any]], *, level: int = 2) -> str:
+    """The claim audit (:func:`robact_bench.leaderboard.claims.audit`) as Markdown, headings at ``level``."""
+    doc = _Doc()
+    _claims_blocks(doc, claims, level=level)
+    return render_template("blocks.md.j2", blocks=doc.blocks)
