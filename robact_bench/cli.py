@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +71,48 @@ def positive_int(text: str) -> int:
     return _int_at_least(1, text)
 
 
+def n_examples_arg(text: str) -> int | str:
+    """Parse ``--n-examples``: an integer >= 1, or ``all`` (every point of the split)."""
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        return _int_at_least(1, text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or all; got {text!r}") from None
+
+
+def check_writable_folder(flag: str, path: str | os.PathLike[str]) -> None:
+    """One-line error, before any work, when ``path`` cannot become a folder this process writes into.
+
+    Nothing is created: the nearest existing folder on the path is probed with an anonymous
+    temporary file, which is gone when the probe ends.
+    """
+    import tempfile
+
+    p = Path(path)
+    existing = p
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CliError(f"{flag} {path}: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise CliError(f"{flag} {path}: cannot write in {existing} ({exc.strerror or exc})") from None
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
-    from robact_bench.activations import list_activations
     from robact_bench.data import dataset_info, list_datasets
     from robact_bench.models import list_models
 
     if args.what == "activations":
-        for name in list_activations():
-            print(name)
+        _list_activations()
+    elif args.what == "recipes":
+        from robact_bench.training.recipes import RECIPES
+
+        for name in RECIPES.list():
+            print(f"{name:10s} {RECIPES.get(name).description}")
     elif args.what == "models":
         for name in list_models():
             print(name)
@@ -105,14 +140,39 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list_activations() -> None:
+    """One row per activation: name, random in eval() mode (with its default arguments), its arguments."""
+    import inspect
+
+    from robact_bench.activations import ACTIVATIONS, get_activation, list_activations
+
+    names = list_activations()
+    width = max(len(n) for n in names) + 2
+    print(f"{'NAME':{width}s}{'RANDOM':8s}ARGUMENTS (defaults)")
+    for name in names:
+        factory = ACTIVATIONS.get(name)
+        random = "yes" if getattr(get_activation(name), "stochastic", False) else "no"
+        params = [p for p in inspect.signature(factory).parameters.values()
+                  if p.name not in _NOT_ARGUMENTS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]  # fmt: skip
+        shown = ", ".join(p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in params)
+        print(f"{name:{width}s}{random:8s}{shown or '-'}".rstrip())
+
+
+# constructor arguments that cannot be given as act_kwargs (no JSON value): not listed
+_NOT_ARGUMENTS = ("device", "dtype", "generator")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from robact_bench.jobs import DEFAULT_BOARDS, load_board, recheck_board, run_board, summary_rows
+    from robact_bench.jobs import DEFAULT_BOARDS, check_data, load_board, recheck_board, run_board, summary_rows
 
     quick = args.quick
     out = Path(args.out) if args.out is not None else Path("runs/quick" if quick else ".")
     names = [*(args.boards or []), *(args.dataset or [])] or list(DEFAULT_BOARDS)
     boards = [load_board(name, quick=quick).select(args.models) if args.models else load_board(name, quick=quick)
               for name in names]  # fmt: skip  (every board file is checked before any work starts)
+    check_writable_folder("--out", out)
+    for board in boards if not args.recheck else ():
+        check_data(board)
     t0 = time.perf_counter()
     for board in boards:
         seeds = tuple(args.seeds) if args.seeds is not None else None
@@ -145,6 +205,11 @@ def _cmd_leaderboard_render(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     if not directory.is_dir():
         raise CliError(f"{directory}: not a folder (give a leaderboard folder holding JSON entries)")
+    if not any(directory.glob("*.json")):  # entries are read from the folder itself, never from below it
+        below = sorted({p.parent.relative_to(directory).as_posix() for p in directory.rglob("*.json")})
+        more = ", ..." if len(below) > 4 else ""
+        hint = f"; it holds leaderboard folders: render one of {', '.join(below[:4])}{more}" if below else ""
+        raise CliError(f"{directory}: no JSON entries in this folder{hint}")
     for p in publish(directory, title=args.title or ""):
         print(f"written: {p}")
     return 0
@@ -266,7 +331,9 @@ def _train(args: argparse.Namespace, device: Any) -> int:
     if not args.config and "name" not in over["run"]:
         model = over["model"]
         over["run"]["name"] = f"{model['arch']}_{model.get('act', 'relu')}_{over['train'].get('recipe', 'standard')}"
-    runs = [resolve_run_config(data, overrides=over, source=src) for data, src in sources]
+    runs = [resolve_run_config(data, overrides=over, source=src, require_recipe=bool(args.config))
+            for data, src in sources]  # fmt: skip
+    check_writable_folder("--out", args.out)
     seeds = args.seeds
     t0 = time.perf_counter()
     for run in runs:
@@ -304,6 +371,38 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``eval``'s points when --n-examples is not given: this many, or the whole split when it is smaller
+DEFAULT_EVAL_POINTS = 1000
+
+
+def _n_examples(given: int | str | None, available: int, dataset: str, split: str) -> int:
+    """The points ``eval`` runs on: ``given`` (``all``: the split), else the default, checked against the split."""
+    if given == "all":
+        return available
+    if given is None:
+        return min(DEFAULT_EVAL_POINTS, available)
+    if int(given) > available:
+        raise CliError(f"--n-examples {given}: the {split} split of {dataset} has {available} points "
+                       f"(give at most {available}, or all)")  # fmt: skip
+    return int(given)
+
+
+def _check_model_fits(spec: Any, dataset: str, trained_on: str | None) -> None:
+    """One-line error when ``dataset``'s images or classes do not fit the checkpoint's architecture."""
+    from robact_bench.data import DATASETS
+    from robact_bench.interop._common import spec_input_shape
+
+    info = DATASETS.get(dataset)
+    on = f" (it was trained on {trained_on})" if trained_on and trained_on != info.name else ""
+    takes = spec_input_shape(spec)
+    if takes is not None and tuple(takes) != tuple(info.shape):
+        raise CliError(f"--dataset {info.name}: its images are {'x'.join(map(str, info.shape))}, the model takes "
+                       f"{'x'.join(map(str, takes))}{on}")  # fmt: skip
+    if spec.num_classes != info.num_classes:
+        raise CliError(f"--dataset {info.name}: it has {info.num_classes} classes, the model "
+                       f"{spec.num_classes} outputs{on}")  # fmt: skip
+
+
 def _eval_paths(args: argparse.Namespace, run_dir: Path) -> tuple[Path, Path]:
     if args.out is not None:
         out = Path(args.out)
@@ -339,7 +438,7 @@ def _eval(args: argparse.Namespace) -> int:
     if not meta_path.is_file():
         raise CliError(f"--checkpoint {ckpt}: no model.json there (give a run folder or its model.json)")
     cfg = EvalConfig(
-        suite=args.suite, eps=args.eps, norm=args.norm, n_examples=args.n_examples, seed=args.seed,
+        suite=args.suite, eps=args.eps, norm=args.norm, n_examples=None, seed=args.seed,
         eot_iter=args.eot_iter, passes=args.passes, select_passes=args.select_passes,
         confirm_passes=args.confirm_passes, eot_mode=args.eot_mode, batch_size=args.batch_size,
         attacks=tuple(args.attacks) if args.attacks else None, sweeps=args.sweeps,
@@ -351,8 +450,19 @@ def _eval(args: argparse.Namespace) -> int:
     dataset = args.dataset or training.get("dataset")
     if not dataset:
         raise CliError(f"{meta_path}: no dataset recorded; give --dataset")
-    x, y = load_dataset(dataset, args.split, root=args.data_root)
+    _check_model_fits(spec, dataset, training.get("dataset"))
+    from robact_bench.activations import is_stochastic
+    from robact_bench.data import dataset_info
+    from robact_bench.evaluation.preflight import check_runnable
+
+    check_runnable(cfg, kinds=("random",) if is_stochastic(model) else ("deterministic",), need_headline=False,
+                   saf_betas=dataset_info(dataset).saf_betas, dataset=dataset)  # fmt: skip
     out, state = _eval_paths(args, meta_path.parent)
+    if out.is_dir():
+        raise CliError(f"--out {out}: a folder; give the result file's path")
+    check_writable_folder("--out" if args.out is not None else "--out (default)", out.parent)
+    x, y = load_dataset(dataset, args.split, root=args.data_root)
+    cfg = replace(cfg, n_examples=_n_examples(args.n_examples, len(y), dataset, args.split))
 
     def finished_earlier() -> bool:  # rank 0 looks at the files; every rank follows its answer
         if out.exists() and not args.overwrite:
@@ -457,6 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, evaluate and publish robust activation functions (RobustBench format).",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
+    from robact_bench import __version__
+
+    parser.add_argument("--version", action="version", version=f"robact-bench {__version__}")
     common = _Parser(add_help=False)
     common.add_argument(
         "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more logging (-v info, -vv debug)"
@@ -578,8 +691,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_eval.add_argument("--checkpoint", required=True, metavar="DIR", help="run folder (or its model.json)")
     p_eval.add_argument("--suite", default="standard", help="attack suite (default: standard)")
-    p_eval.add_argument("--n-examples", type=positive_int, default=1000,
-                        help="class-balanced test points (default 1000)")  # fmt: skip
+    p_eval.add_argument("--n-examples", type=n_examples_arg, default=None, metavar="N|all",
+                        help="class-balanced test points, or all (default 1000, or all when the split has "
+                             "fewer)")  # fmt: skip
     p_eval.add_argument("--eps", type=parse_number, default=8 / 255,
                         help="radius: Linf in [0, 1] (e.g. 8/255, 0.1) or L2 (default 8/255)")  # fmt: skip
     p_eval.add_argument("--norm", choices=("Linf", "L2"), default="Linf", help="threat model (default Linf)")
@@ -684,9 +798,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_exp.set_defaults(func=_cmd_export)
 
     p_list = sub.add_parser(
-        "list", parents=[common], help="list registered activations, models, datasets, suites or shipped configs"
-    )
-    p_list.add_argument("what", choices=("activations", "models", "datasets", "suites", "configs", "boards"))
+        "list", parents=[common],
+        help="list registered activations, models, datasets, recipes, suites or shipped configs and boards",
+    )  # fmt: skip
+    p_list.add_argument("what", choices=("activations", "models", "datasets", "recipes", "suites", "configs",
+                                         "boards"))  # fmt: skip
     p_list.set_defaults(func=_cmd_list)
     return parser
 

@@ -62,6 +62,7 @@ __all__ = [
     "Board",
     "BoardEntry",
     "board_path",
+    "check_data",
     "list_boards",
     "load_board",
     "recheck_board",
@@ -281,7 +282,7 @@ def _entry(raw: Any, i: int, board: Mapping[str, Any], base: Path, quick: bool) 
             raise ValueError(f"{where}: the config trains on {data.get('dataset')}, the board is {board['dataset']}")
         data = {**data, "name": name, "dataset": board["dataset"]}
         overrides = {"train": {"epochs": 1}} if quick else None
-        run = resolve_run_config(data, overrides=overrides, source=src)
+        run = resolve_run_config(data, overrides=overrides, source=src, require_recipe=True)
         if quick:
             run = replace(run, n_train=1000)
         return BoardEntry(run=run, **common)
@@ -369,7 +370,13 @@ def load_board(name_or_path: str | os.PathLike[str], *, quick: bool = False) -> 
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{src}: evaluation: {one_line(str(exc))}") from None
     if quick:
-        eval_cfg = replace(eval_cfg, n_examples=8, attacks=("pgd20", "fgsm", "pgd20-noeot"), sweeps=False)
+        from robact_bench.evaluation.preflight import QUICK_ATTACKS, quick_attacks
+
+        kept = quick_attacks(eval_cfg.suite)
+        if not kept:
+            raise ValueError(f"{src}: suite {eval_cfg.suite} has none of the attacks --quick runs "
+                             f"({', '.join(QUICK_ATTACKS)}): run this board without --quick")  # fmt: skip
+        eval_cfg = replace(eval_cfg, n_examples=8, attacks=kept, sweeps=False)
     seeds = _need(data, "seeds", list, src)
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise ValueError(f"{src}: 'seeds' must be a list of integers >= 0; got {one_line(repr(seeds))}")
@@ -381,6 +388,7 @@ def load_board(name_or_path: str | os.PathLike[str], *, quick: bool = False) -> 
     dup = sorted({e.name for e in entries if [f.name for f in entries].count(e.name) > 1})
     if dup:
         raise ValueError(f"{src}: entry name(s) {', '.join(dup)} used more than once")
+    _check_suite(eval_cfg, entries, dataset, src, quick)
     publish = data.get("publish_weights", False)
     budget = data.get("weights_budget_mb", 20.0)
     if not isinstance(publish, bool):
@@ -392,6 +400,59 @@ def load_board(name_or_path: str | os.PathLike[str], *, quick: bool = False) -> 
         entries=entries, description=_optional_str(data, "description", "", src),
         publish_weights=publish and not quick, weights_budget_mb=float(budget), source=str(path), raw=data,
     )  # fmt: skip
+
+
+def _entry_kinds(entry: BoardEntry) -> set[str]:
+    """``{"deterministic"}`` or ``{"random"}`` as the entry's activations declare; both when unknown."""
+    from robact_bench.activations import get_activation
+
+    spec = entry.run.model if entry.run is not None else entry.spec
+    if spec is None and entry.checkpoint is not None:
+        try:
+            spec = ModelSpec.from_dict(read_json(entry.checkpoint).get("spec", {}))
+        except (ValueError, TypeError, KeyError, OSError, AttributeError):
+            spec = None
+    if spec is None:
+        return {"deterministic", "random"}
+    acts = [get_activation(spec.act, **spec.act_kwargs)]
+    fc_act = spec.arch_kwargs.get("fc_act_layer")
+    if isinstance(fc_act, str):
+        acts.append(get_activation(fc_act))
+    return {"random" if any(getattr(a, "stochastic", False) for a in acts) else "deterministic"}
+
+
+def _check_suite(eval_cfg: EvalConfig, entries: Sequence[BoardEntry], dataset: str, src: str, quick: bool) -> None:
+    """The board's suite can evaluate every entry and give each a robust accuracy: checked before any training."""
+    from robact_bench.data import dataset_info
+    from robact_bench.evaluation.preflight import check_runnable
+
+    kinds: set[str] = set()
+    for entry in entries:
+        try:
+            kinds |= _entry_kinds(entry)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"{src}: entry {entry.name}: {one_line(str(exc))}") from None
+    try:
+        check_runnable(eval_cfg, kinds=sorted(kinds), saf_betas=dataset_info(dataset).saf_betas, dataset=dataset)
+    except ValueError as exc:
+        extra = f" (--quick runs only {', '.join(eval_cfg.attacks or ())} of it)" if quick else ""
+        raise ValueError(f"{src}: {one_line(str(exc))}{extra}") from None
+
+
+def check_data(board: Board) -> None:
+    """The board's test split loads and holds its ``n_examples`` points: checked before any training.
+
+    Raises:
+        ValueError: too few test points (one line); ``DatasetNotFoundError`` for missing files.
+
+    """
+    from robact_bench.data import load_dataset
+
+    _, y = load_dataset(board.dataset, "test")
+    n = board.eval_cfg.n_examples
+    if n is not None and n > len(y):
+        raise ValueError(f"{Path(board.source).name}: n_examples {n}: the test split of {board.dataset} has "
+                         f"{len(y)} points")  # fmt: skip
 
 
 def _arch_title(spec: ModelSpec) -> str:

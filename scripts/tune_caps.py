@@ -52,7 +52,7 @@ N_VAL_POINTS = 200
 def _score(run: RunConfig, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
            eps: float) -> dict:  # fmt: skip
     torch.manual_seed(run.train.seed)
-    model = run.model.build()
+    model = run.model.build(run.dataset)
     train_model(model, *train, run.train, progress=False)
     model.eval()
     xv, yv = val

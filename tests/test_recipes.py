@@ -207,10 +207,11 @@ def test_per_dataset_defaults_of_the_recipes():
     assert RECIPES.get("trades").defaults_for("cifar100")["steps"] == 10
     assert RECIPES.get("saf").defaults_for("cifar10")["hybrid_a3"] == pytest.approx(1 / 9)
     assert RECIPES.get("fast_at").defaults_for("cifar10")["step_size"] == pytest.approx(10 / 255)
-    drelu = RECIPES.get("drelu").defaults_for("anything")
+    drelu = RECIPES.get("drelu").defaults_for("cifar100")  # the same on every dataset
     assert (drelu["optimizer"], drelu["lr"], drelu["scheduler"]) == ("adam", 1e-3, "plateau")
     assert drelu["plateau_factor"] == 0.5
     assert (drelu["plateau_patience"], drelu["early_stopping_patience"]) == (5, 10)
+    assert RECIPES.get("drelu").defaults_for("digits") == drelu
 
 
 def test_plateau_halves_the_lr_and_early_stopping_ends_the_run(mnist):

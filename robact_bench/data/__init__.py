@@ -7,9 +7,11 @@ Nothing is ever downloaded; a missing dataset raises an error naming the expecte
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 import torch
 
@@ -17,6 +19,7 @@ from robact_bench.registry import Registry
 
 __all__ = [
     "DATASETS",
+    "DatasetFamily",
     "DatasetInfo",
     "DatasetNotFoundError",
     "balanced_subset",
@@ -35,8 +38,40 @@ class DatasetNotFoundError(FileNotFoundError):
 
 
 @dataclass(frozen=True)
+class DatasetFamily:
+    """Facts that datasets of one kind share, so nothing is guessed from a dataset's name.
+
+    Attributes:
+        name: Family name (``"mnist"``, ``"cifar"``).
+        mean: Per-channel mean of the input normalization a model trained on it gets.
+        std: Per-channel standard deviation of that normalization.
+        saf_betas: The symmetric-activation paper's strength grid for it (``beta = 0`` first),
+            or ``None`` when the paper gives none.
+        recipe_defaults: ``{recipe: {TrainConfig field: value}}``: what each training recipe
+            sets for this kind of data, over the recipe's own dataset-independent defaults.
+        description: One line: what the family holds and where its numbers come from.
+
+    """
+
+    name: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    saf_betas: tuple[float, ...] | None = None
+    recipe_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        frozen = {str(k): MappingProxyType(dict(v)) for k, v in self.recipe_defaults.items()}
+        object.__setattr__(self, "recipe_defaults", MappingProxyType(frozen))  # shared: read-only
+        if not self.mean or len(self.mean) != len(self.std):
+            raise ValueError(f"family {self.name!r}: mean and std need one value per channel")
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"family {self.name!r}: std values must be > 0; got {self.std}")
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
-    """What a dataset is and how to load it.
+    """What a dataset is, how to load it, and the facts the rest of the package reads from it.
 
     Attributes:
         name: Registry name.
@@ -46,6 +81,8 @@ class DatasetInfo:
         embedded: True when the data ships inside an installed package (no files needed).
         description: One line: what the data is and where it comes from.
         loader: ``loader(split, root) -> (x, y)``.
+        family: Its :class:`DatasetFamily`: normalization, the symmetric-activation paper's
+            beta grid and the recipes' per-dataset defaults (see the properties).
 
     """
 
@@ -56,6 +93,33 @@ class DatasetInfo:
     embedded: bool
     description: str
     loader: Loader
+    family: DatasetFamily
+
+    def __post_init__(self) -> None:
+        if len(self.family.mean) != self.shape[0]:
+            raise ValueError(
+                f"dataset {self.name!r}: family {self.family.name!r} normalizes {len(self.family.mean)} "
+                f"channel(s), the images have {self.shape[0]}"
+            )
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        """Per-channel mean of the normalization a model built for this dataset gets."""
+        return self.family.mean
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        """Per-channel standard deviation of that normalization."""
+        return self.family.std
+
+    @property
+    def saf_betas(self) -> tuple[float, ...] | None:
+        """The symmetric-activation paper's strength grid for this dataset (``None``: none)."""
+        return self.family.saf_betas
+
+    def recipe_defaults(self, recipe: str) -> dict[str, Any]:
+        """The config values recipe ``recipe`` (a canonical name) sets for this dataset."""
+        return dict(self.family.recipe_defaults.get(recipe, {}))
 
 
 DATASETS: Registry[DatasetInfo] = Registry("dataset")

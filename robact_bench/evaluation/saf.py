@@ -29,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import math
 from collections.abc import Sequence
@@ -44,19 +43,16 @@ from robact_bench.activations import is_stochastic
 from robact_bench.attacks.common import check_inputs, model_device
 from robact_bench.attacks.eot import EOTModel
 from robact_bench.attacks.saf import apply_step, noisy_samples, nonsense_seed, saf_direction
+from robact_bench.data import DATASETS
+from robact_bench.data.families import CIFAR, MNIST
 from robact_bench.models.heads import has_rbf_output
 from robact_bench.training.losses import eval_mode
 
 logger = logging.getLogger(__name__)
 
-#: The strength grids of Tables 2 and 4 (on [0, 1] pixels; 0 is the "clean" column).
-SAF_GRIDS: dict[str, tuple[float, ...]] = {
-    "mnist": (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.40, 0.50),
-    "cifar10": (0.0, 0.010, 0.015, 0.020, 0.025, 0.030, 0.035, 0.040, 0.045, 0.050, 0.075, 0.100, 0.150),
-}
-
-# Dataset-name patterns and the grid each maps to, first match wins.
-_GRID_PATTERNS: tuple[tuple[str, str], ...] = (("mnist*", "mnist"), ("digits", "mnist"), ("cifar*", "cifar10"))
+#: The strength grids of Tables 2 and 4 (on [0, 1] pixels; 0 is the "clean" column): the
+#: ``saf_betas`` of the MNIST and CIFAR dataset families (:mod:`robact_bench.data.families`).
+SAF_GRIDS: dict[str, tuple[float, ...]] = {"mnist": MNIST.saf_betas or (), "cifar10": CIFAR.saf_betas or ()}
 
 DEFINITIONS: dict[str, str] = {
     "adversarial": "clip(x - beta * sign(grad_x L_h(x, l_max)), 0, 1), l_max = argmax over wrong classes "
@@ -78,18 +74,28 @@ DEFINITIONS: dict[str, str] = {
 
 
 def saf_grid_for(dataset: str) -> tuple[float, ...]:
-    """The paper's strength grid for a dataset name: ``mnist*`` and ``digits`` -> MNIST, ``cifar*`` -> CIFAR-10.
+    """The paper's strength grid for a registered dataset: its ``DatasetInfo.saf_betas``.
+
+    The MNIST family (``mnist``, ``mnist5k``, ``digits``) has Table 2's grid, the CIFAR family
+    (``cifar10``, ``cifar100``, ``cifar10_sample``) Table 4's.
 
     Raises:
-        ValueError: no grid for the name (the message lists the accepted patterns).
+        ValueError: an unregistered dataset, or one whose family has no grid (give ``saf_betas``).
 
     """
-    name = dataset.lower()
-    for pattern, grid in _GRID_PATTERNS:
-        if fnmatch.fnmatchcase(name, pattern):
-            return SAF_GRIDS[grid]
-    accepted = ", ".join(f"{pat} -> {grid}" for pat, grid in _GRID_PATTERNS)
-    raise ValueError(f"no symmetric-activation strength grid for dataset {dataset!r}; accepted: {accepted}")
+    if dataset not in DATASETS:
+        with_grid = [n for n in DATASETS.list() if DATASETS.get(n).saf_betas is not None]
+        raise ValueError(
+            f"no symmetric-activation strength grid for dataset {dataset!r}: not a registered dataset "
+            f"(with a grid: {', '.join(with_grid)}); give saf_betas"
+        )
+    info = DATASETS.get(dataset)
+    if info.saf_betas is None:
+        raise ValueError(
+            f"no symmetric-activation strength grid for dataset {info.name!r} (family {info.family.name}); "
+            "give saf_betas"
+        )
+    return info.saf_betas
 
 
 def saf_psnr(beta: float) -> float | None:

@@ -149,14 +149,28 @@ class ModelSpec:
                 f"drelu_head_act must be one of {', '.join(HEAD_ACTS)}; got {one_line(repr(self.drelu_head_act))}"
             )
 
-    def build(self) -> nn.Module:
-        """Create the model (fresh weights)."""
+    def build(self, dataset: str | None = None) -> nn.Module:
+        """Create the model (fresh weights).
+
+        Args:
+            dataset: The registered dataset the model is for: its input normalization is the
+                dataset's (``DatasetInfo.mean``/``std``) unless ``arch_kwargs`` gives ``mean``
+                and ``std``. ``None``: the architecture's default for its channel count. A
+                checkpoint's weights carry their normalization either way.
+
+        """
+        kwargs = dict(self.arch_kwargs)
+        if dataset is not None and "mean" not in kwargs and "std" not in kwargs:
+            from robact_bench.data import dataset_info
+
+            info = dataset_info(dataset)
+            kwargs["mean"], kwargs["std"] = info.mean, info.std
         model = create_model(
             self.arch,
             act_layer=self.act,
             num_classes=self.num_classes,
             act_kwargs=self.act_kwargs,
-            **self.arch_kwargs,
+            **kwargs,
         )
         if self.drelu_head is not None:
             with_drelu_head(model, self.drelu_head, m_init=self.drelu_head_m_init, act=self.drelu_head_act)

@@ -10,18 +10,22 @@ import torch
 from torch import nn
 
 from robact_bench.activations import ActLayer, get_activation
+from robact_bench.data.families import CIFAR, MNIST
 
-MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
-CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+MNIST_MEAN, MNIST_STD = MNIST.mean, MNIST.std
+CIFAR10_MEAN, CIFAR10_STD = CIFAR.mean, CIFAR.std
+# The normalization of a model built with neither a dataset nor mean/std (``create_model("lenet5")``):
+# the dataset families' own, by channel count; a model built for a dataset (training, a run's
+# config) takes its ``DatasetInfo.mean``/``std`` instead (:meth:`robact_bench.models.ModelSpec.build`).
+_UNSTATED = {len(f.mean): (f.mean, f.std) for f in (MNIST, CIFAR)}
 
 
 def default_normalization(in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std used when a model is built without explicit ones."""
-    if in_chans == 1:
-        return MNIST_MEAN, MNIST_STD
-    if in_chans == 3:
-        return CIFAR10_MEAN, CIFAR10_STD
-    return (0.5,) * in_chans, (0.5,) * in_chans
+    """Per-channel mean and std of a model built without a dataset and without explicit ones.
+
+    1 and 3 channels: the MNIST and CIFAR families' statistics; otherwise 0.5 / 0.5.
+    """
+    return _UNSTATED.get(in_chans, ((0.5,) * in_chans, (0.5,) * in_chans))
 
 
 class Normalize(nn.Module):

@@ -315,6 +315,7 @@ def resolve_run_config(
     *,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     source: str = "config",
+    require_recipe: bool = False,
 ) -> RunConfig:
     """Resolve a run config: recipe defaults for the dataset < ``data`` < ``overrides``.
 
@@ -323,19 +324,23 @@ def resolve_run_config(
             (a :class:`~robact_bench.models.ModelSpec` mapping) and ``train`` (TrainConfig fields).
         overrides: ``{"run": {...}, "model": {...}, "train": {...}}`` from the command line.
         source: Where ``data`` came from, for error messages (the file name).
+        require_recipe: ``data``'s ``train`` block or ``overrides`` must name the recipe (a
+            config file: a file without its ``train`` block would otherwise train ``standard``
+            without a word).
 
     Raises:
         ValueError: one line naming the source, the key and what is allowed.
 
     """
     try:
-        return _resolve(data, overrides, source)
+        return _resolve(data, overrides, source, require_recipe)
     except ValueError as exc:  # UnknownNameError included
         msg = one_line(str(exc).strip())
         raise ValueError(msg if msg.startswith(f"{source}:") else f"{source}: {msg}") from None
 
 
-def _resolve(data: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]] | None, source: str) -> RunConfig:
+def _resolve(data: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]] | None, source: str,
+             require_recipe: bool = False) -> RunConfig:  # fmt: skip
     from robact_bench.training.recipes import RECIPES
 
     if not isinstance(data, Mapping):
@@ -364,6 +369,12 @@ def _resolve(data: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]]
     model = {**model, **over.get("model", {})}
     dataset = _resolve_name(DATASETS, run.get("dataset", "mnist5k"), "dataset")
     train_over = over.get("train", {})
+    if require_recipe and "recipe" not in file_train and "recipe" not in train_over:
+        what = "its 'train' block names no recipe" if "train" in data else "it has no 'train' block"
+        raise ValueError(
+            f"{source}: {what}: add train: {{recipe: NAME}} (standard for natural training; see "
+            "`robact-bench list recipes`)"
+        )
     recipe = _resolve_name(RECIPES, train_over.get("recipe", file_train.get("recipe", "standard")), "recipe")
     train = TrainConfig.from_dict(
         {**RECIPES.get(recipe).defaults_for(dataset), **file_train, **train_over, "recipe": recipe},

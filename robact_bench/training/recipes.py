@@ -19,11 +19,14 @@
 The D-ReLU penalty is added by the training loop whenever ``drelu_lambda > 0``, whatever the
 recipe, so a D-ReLU model trained with PGD-AT is penalized too. "ReLU + Dropout" is not a
 recipe: it is the ``relu_dropout`` activation trained with any of these.
+
+A recipe's per-dataset values are facts of the dataset, not of its name: they come from the
+dataset's :class:`~robact_bench.data.DatasetFamily` (``DatasetInfo.recipe_defaults``, listed in
+:mod:`robact_bench.data.families`) and override the recipe's own dataset-independent defaults.
 """
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from robact_bench.data import dataset_info
 from robact_bench.models.heads import has_rbf_output
 from robact_bench.registry import Registry
 from robact_bench.training.losses import fast_at_loss, natural_loss, pgd_at_loss, saf_loss, trades_loss
@@ -61,8 +65,8 @@ class Recipe:
     Attributes:
         name: Registry name.
         loss: ``loss(model, x, y, config, context) -> scalar tensor`` (penalties excluded).
-        defaults: Config values the recipe sets, keyed by a dataset-name glob (``"*"``,
-            ``"cifar*"``); later matching patterns override earlier ones.
+        defaults: Config values the recipe sets on every dataset; the dataset's own values for
+            the recipe (``DatasetInfo.recipe_defaults``) override them.
         adversarial: Whether the loss crafts adversarial examples.
         description: One line, with the paper it comes from.
         check: ``check(model)`` raises ``ValueError`` when the model cannot use the recipe.
@@ -71,33 +75,25 @@ class Recipe:
 
     name: str
     loss: LossFn
-    defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
     adversarial: bool = False
     description: str = ""
     check: Callable[[nn.Module], None] | None = None
 
     def defaults_for(self, dataset: str) -> dict[str, Any]:
-        """The config values this recipe sets for ``dataset`` (glob patterns merged in order)."""
-        out: dict[str, Any] = {}
-        for pattern, values in self.defaults.items():
-            if fnmatch.fnmatchcase(dataset, pattern):
-                out.update(values)
-        return out
+        """The config values this recipe sets for registered dataset ``dataset``.
+
+        Its dataset-independent :attr:`defaults`, overridden by the dataset's values for the
+        recipe (:meth:`~robact_bench.data.DatasetInfo.recipe_defaults`).
+
+        Raises:
+            UnknownNameError: ``dataset`` is not registered (the message lists the closest names).
+
+        """
+        return {**self.defaults, **dataset_info(dataset).recipe_defaults(self.name)}
 
 
 RECIPES: Registry[Recipe] = Registry("recipe")
-
-_MNIST_ATTACK = {"eps": 0.1, "step_size": 0.025, "steps": 7}
-_MNIST_LIKE = ("mnist*", "digits")
-
-
-def _per_dataset(everywhere: Mapping[str, Any], mnist: Mapping[str, Any], cifar: Mapping[str, Any]) -> dict:
-    table: dict[str, Mapping[str, Any]] = {"*": everywhere}
-    for pattern in _MNIST_LIKE:
-        table[pattern] = mnist
-    table["cifar*"] = cifar
-    return table
-
 
 def _needs_rbf_output(model: nn.Module) -> None:
     if not has_rbf_output(model):
@@ -120,11 +116,7 @@ RECIPES.add(
         lambda m, x, y, c, ctx: pgd_at_loss(
             m, x, y, eps=c.eps, step_size=c.step_size, steps=c.steps, clean_weight=c.clean_weight
         ),
-        _per_dataset(
-            {"optimizer": "adamw", "scheduler": "onecycle"},
-            _MNIST_ATTACK,
-            {"eps": 0.03, "step_size": 0.00784, "steps": 7},
-        ),
+        {"optimizer": "adamw", "scheduler": "onecycle"},
         True,
         "PGD-k adversarial training, loss alpha*CE(x) + (1-alpha)*CE(x*) "
         "(BReLU paper eq. 1; Madry et al., ICLR 2018 for alpha = 0)",
@@ -138,7 +130,7 @@ RECIPES.add(
         lambda m, x, y, c, ctx: trades_loss(
             m, x, y, beta=c.trades_beta, eps=c.eps, step_size=c.step_size, steps=c.steps
         ),
-        _per_dataset({"trades_beta": 6.0}, _MNIST_ATTACK, {"eps": 0.031, "step_size": 0.007, "steps": 10}),
+        {"trades_beta": 6.0},
         True,
         "TRADES: CE(x) + beta * KL(p(x) || p(x*)) (Zhang et al., ICML 2019)",
     ),
@@ -149,16 +141,14 @@ RECIPES.add(
         "drelu",
         lambda m, x, y, c, ctx: natural_loss(m, x, y),
         {
-            "*": {
-                "optimizer": "adam",
-                "lr": 1e-3,
-                "weight_decay": 0.0,
-                "scheduler": "plateau",
-                "plateau_factor": 0.5,
-                "plateau_patience": 5,
-                "early_stopping_patience": 10,
-                "drelu_lambda": 0.01,
-            }
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "weight_decay": 0.0,
+            "scheduler": "plateau",
+            "plateau_factor": 0.5,
+            "plateau_patience": 5,
+            "early_stopping_patience": 10,
+            "drelu_lambda": 0.01,
         },
         False,
         "natural training + lambda * sum m_i^2 on the D-ReLU caps; Adam 1e-3, ReduceLROnPlateau(0.5, 5), "
@@ -176,11 +166,7 @@ RECIPES.add(
             mean_copies=c.saf_mean_copies, mean_sigma=c.saf_mean_sigma,
             a1=c.hybrid_a1, a2=c.hybrid_a2, a3=c.hybrid_a3, p=c.hybrid_p, nonsense_weight=c.saf_nonsense_weight,
         ),
-        _per_dataset(
-            {},
-            {"hybrid_a3": 0.0, "saf_delta": 0.3, "saf_mean_sigma": 0.3},
-            {"hybrid_a3": 1.0 / 9.0, "saf_delta": 0.03, "saf_mean_sigma": 0.1},
-        ),
+        {},
         False,
         "random training + mean training with the hybrid loss (eq. 7) on a model with a final 1-D RBF "
         "layer (Suppressing the Unusual, Zhao and Griffin, Section 4)",
@@ -193,7 +179,7 @@ RECIPES.add(
     Recipe(
         "fast_at",
         lambda m, x, y, c, ctx: fast_at_loss(m, x, y, eps=c.eps, step_size=c.step_size),
-        _per_dataset({}, {"eps": 0.1, "step_size": 0.125}, {"eps": 8 / 255, "step_size": 10 / 255}),
+        {},
         True,
         "FGSM adversarial training from a uniform random start, step 1.25 eps "
         "(Wong, Rice and Kolter, Fast is better than free, ICLR 2020)",

@@ -156,7 +156,7 @@ def train_run(
         atomic_write_text(directory / "config.yaml", yaml.safe_dump(run.to_dict(), sort_keys=False))
     train, val = _load_data(run, data_root)
     torch.manual_seed(run.train.seed)
-    model = run.model.build().to(device)
+    model = run.model.build(run.dataset).to(device)  # the dataset's normalization
     t0 = time.perf_counter()
     history = train_model(
         model, *train, run.train, val=val, progress=progress, desc=f"{run.name} seed {run.train.seed}",
