@@ -86,6 +86,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
         for name in list_suites():
             print(f"{name:12s} {get_suite(name).description}")
+    elif args.what == "attacks":
+        from robact_bench.attacks.backends import attack_rows
+
+        rows = attack_rows()
+        width = max((len(r[2]) for r in rows), default=0)
+        for backend, attack, traits, paper in rows:
+            print(f"{backend:12s} {attack:10s} {traits:{width}s}  {paper}")
+    elif args.what == "checks":
+        from robact_bench.evaluation.masking import CHECKS
+
+        for name in CHECKS.list():
+            chk = CHECKS.get(name)
+            print(f"{name:32s} {chk.kind:10s} {chk.doc}  {chk.reason}")
     elif args.what == "boards":
         from robact_bench.jobs import list_boards, load_board
 
@@ -684,9 +697,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_exp.set_defaults(func=_cmd_export)
 
     p_list = sub.add_parser(
-        "list", parents=[common], help="list registered activations, models, datasets, suites or shipped configs"
+        "list", parents=[common],
+        help="list registered activations, models, datasets, suites, attacks, masking checks or shipped configs",
     )
-    p_list.add_argument("what", choices=("activations", "models", "datasets", "suites", "configs", "boards"))
+    p_list.add_argument("what", choices=("activations", "models", "datasets", "suites", "attacks", "checks", "configs",
+                                         "boards"))  # fmt: skip
     p_list.set_defaults(func=_cmd_list)
     return parser
 
