@@ -245,3 +245,48 @@ def test_art_suite_result_exports_and_validates(digits_relu, digits, tmp_path):
     # the short name "art" (the schema accepted it before) still validates
     per["art-pgd20"]["backend"] = "art"
     assert validate_entry(entry) == []
+
+
+def test_extending_doc_names_files_tests_and_functions_that_exist():
+    import importlib
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "extending.md").read_text()
+    paths = set(re.findall(r"`((?:robact_bench|tests|docs|requirements)/[\w/.-]+\.(?:py|md|txt))`", doc))
+    assert len(paths) >= 20
+    missing = sorted(p for p in paths if not (root / p).is_file())
+    assert missing == []
+    tests_text = "".join(p.read_text() for p in (root / "tests").glob("test_*.py"))
+    named = set(re.findall(r"`(test_\w+)`", doc))
+    assert len(named) >= 10
+    assert sorted(t for t in named if f"def {t}(" not in tests_text) == []
+    symbols = {
+        "robact_bench.attacks.backends": ["register_attack", "register_backend", "LibraryAttack", "AttackRequest",
+                                          "eps_fraction", "recorded_backends", "BACKENDS"],
+        "robact_bench.attacks.torchattacks": ["TorchattacksAttack"],
+        "robact_bench.attacks.art": ["ArtAttack"],
+        "robact_bench.attacks.autoattack": ["AutoAttackComponent"],
+        "robact_bench.attacks.common": ["check_inputs", "check_threat_model", "project", "library_version", "Timer"],
+        "robact_bench.attacks.bpda": ["bpda_model"],
+        "robact_bench.attacks.suites": ["SUITES", "Suite", "AttackSpec", "SweepSpec"],
+        "robact_bench.evaluation.masking": ["_check", "_judge_points", "min_points", "_is_single_step", "_is_blackbox",
+                                            "_steps", "_maximizes_loss", "_via_surrogate", "masking_checks", "CHECKS"],
+        "robact_bench.activations": ["ACTIVATIONS", "get_activation", "is_stochastic", "swap_activations"],
+        "robact_bench.models.registry": ["MODELS"],
+        "robact_bench.models.layers": ["make_act", "normalizer"],
+        "robact_bench.models": ["create_model", "list_models", "ModelSpec"],
+        "robact_bench.data": ["DATASETS", "DatasetInfo", "DatasetNotFoundError", "data_root", "load_dataset",
+                              "dataset_info", "list_datasets"],
+        "robact_bench.registry": ["Registry", "UnknownNameError", "check_kwargs"],
+        "robact_bench.leaderboard.schema": ["load_schema"],
+    }  # fmt: skip
+    for module, names in symbols.items():
+        mod = importlib.import_module(module)
+        for name in names:
+            assert re.search(rf"(?<!\w){re.escape(name)}(?!\w)", doc), name
+            assert hasattr(mod, name), f"{module}.{name}"
+    from robact_bench.registry import Registry
+
+    assert callable(Registry.remove) and callable(Registry.register) and callable(Registry.add)
