@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -102,41 +102,70 @@ def check_writable_folder(flag: str, path: str | os.PathLike[str]) -> None:
         raise CliError(f"{flag} {path}: cannot write in {existing} ({exc.strerror or exc})") from None
 
 
-def _cmd_list(args: argparse.Namespace) -> int:
-    from robact_bench.data import dataset_info, list_datasets
+def _list_recipes() -> None:
+    from robact_bench.training.recipes import RECIPES
+
+    for name in RECIPES.list():
+        print(f"{name:10s} {RECIPES.get(name).description}")
+
+
+def _list_models() -> None:
     from robact_bench.models import list_models
 
-    if args.what == "activations":
-        _list_activations()
-    elif args.what == "recipes":
-        from robact_bench.training.recipes import RECIPES
+    for name in list_models():
+        print(name)
 
-        for name in RECIPES.list():
-            print(f"{name:10s} {RECIPES.get(name).description}")
-    elif args.what == "models":
-        for name in list_models():
-            print(name)
-    elif args.what == "suites":
-        from robact_bench.attacks.suites import get_suite, list_suites
 
-        for name in list_suites():
-            print(f"{name:12s} {get_suite(name).description}")
-    elif args.what == "boards":
-        from robact_bench.jobs import list_boards, load_board
+def _list_datasets() -> None:
+    from robact_bench.data import dataset_info, list_datasets
 
-        for name in list_boards():
-            board = load_board(name)
-            print(f"{name:12s} {len(board.entries)} entries x {len(board.seeds)} seeds  {board.description}")
-    elif args.what == "configs":
-        from robact_bench.training.config import list_configs, load_config_file
+    for name in list_datasets():
+        info = dataset_info(name)
+        kind = "embedded" if info.embedded else "on disk"
+        print(f"{name:16s} {kind:9s} {info.description}")
 
-        for name in list_configs():
-            print(f"{name:48s} {load_config_file(name)[0].get('description', '')}")
-    else:
-        for name in list_datasets():
-            info = dataset_info(name)
-            kind = "embedded" if info.embedded else "on disk"
-            print(f"{name:16s} {kind:9s} {info.description}")
+
+def _list_suites() -> None:
+    from robact_bench.attacks.suites import get_suite, list_suites
+
+    for name in list_suites():
+        print(f"{name:12s} {get_suite(name).description}")
+
+
+def _list_attacks() -> None:
+    from robact_bench.attacks.backends import attack_rows
+
+    rows = attack_rows()
+    width = max((len(r[2]) for r in rows), default=0)
+    for backend, attack, traits, paper in rows:
+        print(f"{backend:12s} {attack:10s} {traits:{width}s}  {paper}")
+
+
+def _list_checks() -> None:
+    from robact_bench.evaluation.masking import CHECKS
+
+    for name in CHECKS.list():
+        chk = CHECKS.get(name)
+        print(f"{name:32s} {chk.kind:10s} {chk.doc}  {chk.reason}")
+
+
+def _list_boards() -> None:
+    from robact_bench.jobs import list_boards, load_board
+
+    for name in list_boards():
+        board = load_board(name)
+        print(f"{name:12s} {len(board.entries)} entries x {len(board.seeds)} seeds  {board.description}")
+
+
+def _list_configs() -> None:
+    from robact_bench.training.config import list_configs, load_config_file
+
+    for name in list_configs():
+        print(f"{name:48s} {load_config_file(name)[0].get('description', '')}")
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    LISTERS[args.what]()
     return 0
 
 
@@ -160,6 +189,13 @@ def _list_activations() -> None:
 
 # constructor arguments that cannot be given as act_kwargs (no JSON value): not listed
 _NOT_ARGUMENTS = ("device", "dtype", "generator")
+
+#: ``robact-bench list WHAT``: one function per kind, printing one line per registered name
+LISTERS: dict[str, Callable[[], None]] = {
+    "activations": _list_activations, "models": _list_models, "datasets": _list_datasets,
+    "recipes": _list_recipes, "suites": _list_suites, "attacks": _list_attacks, "checks": _list_checks,
+    "configs": _list_configs, "boards": _list_boards,
+}
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -799,10 +835,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_list = sub.add_parser(
         "list", parents=[common],
-        help="list registered activations, models, datasets, recipes, suites or shipped configs and boards",
+        help="list registered activations, models, datasets, recipes, suites, attacks, masking checks, or the "
+             "shipped configs and boards",
     )  # fmt: skip
-    p_list.add_argument("what", choices=("activations", "models", "datasets", "recipes", "suites", "configs",
-                                         "boards"))  # fmt: skip
+    p_list.add_argument("what", choices=tuple(LISTERS))
     p_list.set_defaults(func=_cmd_list)
     return parser
 

@@ -72,6 +72,12 @@ class Registry(Generic[T]):
                 raise ValueError(f"{self.kind} alias {alias!r} is already registered")
             self._aliases[akey] = key
 
+    def remove(self, name: str) -> T:
+        """Unregister ``name`` (a canonical name or an alias of it) and its aliases; return the component."""
+        key = self.resolve(name)
+        self._aliases = {a: k for a, k in self._aliases.items() if k != key}
+        return self._items.pop(key)
+
     def resolve(self, name: str) -> str:
         """Return the canonical registered name for ``name`` (which may be an alias)."""
         if not isinstance(name, str):

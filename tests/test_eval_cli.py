@@ -113,9 +113,10 @@ def test_kill_and_resume_gives_identical_flags(digits_run, tmp_path):
 def test_autoattack_components_keep_their_work_on_a_pgd_trained_brelu_lenet5():
     """Acceptance: a PGD-trained BReLU LeNet-5 on mnist5k (the main job's recipe: 3 epochs of PGD-7 AT on the
     4,000 training images), n = 200 test points, R = 10 passes, EOT over K = 4 samples (the board uses 10; with
-    4 this test takes about 18 min on one thread, the longest of the suite: marked ``long``, it runs first). Each AutoAttack component's accuracy, under each scoring rule, is no
-    higher than EOT PGD-20's 95% upper bound: after each component as AutoAttack reports it (the strongest
-    image so far per point), and each APGD component's own images alone.
+    4 this test takes about 18 min on one thread, the longest of the suite: marked ``long``, it runs first).
+    Each AutoAttack component's accuracy, under each scoring rule, is no higher than EOT PGD-20's 95% upper
+    bound: after each component as AutoAttack reports it (the strongest image so far per point), and each APGD
+    component's own images alone.
 
     Before the fix, pyautoattack handed back the clean image wherever its own single-pass check had seen no
     success, and the engine scored those: at n = 200, K = 10 on this model APGD-DLR's own images read 95.5%

@@ -42,3 +42,15 @@ def test_check_kwargs_names_the_bad_keyword():
     check_kwargs("fn", "f", f, {"b": 2})
     with pytest.raises(TypeError, match=r"fn 'f' does not take c; it takes: a, b"):
         check_kwargs("fn", "f", f, {"c": 2})
+
+
+def test_remove_unregisters_the_name_and_its_aliases():
+    reg: Registry[int] = Registry("thing")
+    reg.add("x", 1, aliases=("y",))
+    reg.add("z", 2)
+    assert reg.remove("Y") == 1
+    assert reg.list() == ["z"] and "x" not in reg and "y" not in reg
+    reg.add("y", 3)  # the alias is free again
+    assert reg.get("y") == 3
+    with pytest.raises(UnknownNameError, match="unknown thing 'x'"):
+        reg.remove("x")

@@ -117,6 +117,17 @@ def closed_form_gradients(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor
     return torch.stack(out)
 
 
+def test_the_saf_suite_without_a_dataset_or_grid_is_an_error_not_a_guess():
+    from robact_bench import evaluate
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval()
+    x, y = torch.rand(4, 1, 8, 8), torch.arange(4)
+    with pytest.raises(ValueError, match=r"suite saf_paper draws .* give dataset= \(a registered dataset\) or saf_"):
+        evaluate(model, x, y, "saf_paper", eps=0.1, progress=False)
+    r = evaluate(model, x, y, "saf_paper", eps=0.1, saf_betas=(0.0, 0.1), progress=False)
+    assert r.saf["betas"] == [0.0, 0.1] and len(r.saf["adversarial"]["error"]) == 2
+
+
 def test_l_max_and_direction_match_the_closed_form_on_a_linear_softmax_model():
     model = linear_model(rbf=False)
     x, y = images(40), torch.arange(40) % 4

@@ -51,12 +51,23 @@ from __future__ import annotations
 import contextlib
 import importlib
 import random
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from robact_bench.attacks.backends import (
+    BACKENDS,
+    AttackRequest,
+    LibraryAttack,
+    eps_fraction,
+    get_attack,
+    register_attack,
+    register_backend,
+    resolve_params,
+)
 from robact_bench.attacks.common import (
     AttackOutput,
     Timer,
@@ -66,9 +77,33 @@ from robact_bench.attacks.common import (
     model_device,
     project,
 )
+from robact_bench.registry import UnknownNameError
 
-SUPPORTED = ("PGD", "Square", "AutoAttack")
 _INSTALL = "pip install adversarial-robustness-toolbox==1.20.1 packaging multiprocess"
+
+
+@dataclass(frozen=True)
+class ArtAttack(LibraryAttack):
+    """An ART evasion attack: :class:`~robact_bench.attacks.backends.LibraryAttack` plus its ART class.
+
+    Attributes:
+        art_class: The class in ``art.attacks.evasion`` (``ProjectedGradientDescent``).
+        requires: Modules its ``generate`` imports that ART does not declare (checked before the work).
+
+    """
+
+    art_class: str = ""
+    requires: tuple[str, ...] = ()
+
+
+def _supported() -> tuple[str, ...]:
+    return BACKENDS.get("art").attack_names()
+
+
+def __getattr__(name: str) -> Any:  # SUPPORTED reads the registry, so it includes later registrations
+    if name == "SUPPORTED":
+        return _supported()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _import(module: str) -> Any:
@@ -118,25 +153,11 @@ def art_classifier(
         )
 
 
-def _params(attack: str, eps: float, norm: str, batch_size: int, params: dict[str, Any]) -> dict[str, Any]:
+def _params(attack: ArtAttack, eps: float, norm: str, batch_size: int, params: dict[str, Any]) -> dict[str, Any]:
     """Everything passed to the ART class except the estimator, with the Linf norm as ``"inf"``."""
     full: dict[str, Any] = {"norm": "inf" if norm == "Linf" else 2, "eps": float(eps)}
-    if attack == "PGD":
-        full["eps_step"] = float(params.pop("eps_step", eps / 4))
-        full["max_iter"] = int(params.pop("max_iter", 20))
-        full["num_random_init"] = int(params.pop("num_random_init", 1))
-        full["targeted"] = bool(params.pop("targeted", False))
-        full["verbose"] = False
-    elif attack == "Square":
-        full["max_iter"] = int(params.pop("max_iter", 1000))
-        full["p_init"] = float(params.pop("p_init", 0.8))
-        full["nb_restarts"] = int(params.pop("nb_restarts", 1))
-        full["verbose"] = False
-    else:
-        full["eps_step"] = float(params.pop("eps_step", eps / 4))
+    full.update(resolve_params(attack, eps, params, f"ART {attack.name}"))
     full["batch_size"] = int(batch_size)
-    if params:
-        raise TypeError(f"ART {attack} does not take {sorted(params)}")
     return full
 
 
@@ -176,13 +197,19 @@ def art_attack(
         parameter passed to ART.
 
     """
-    if attack not in SUPPORTED:
-        raise ValueError(f"ART attack must be one of {', '.join(SUPPORTED)}; got {attack!r}")
+    try:
+        spec = get_attack("art", attack)
+    except UnknownNameError:
+        spec = None
+    if not isinstance(spec, ArtAttack) or spec.name != attack:
+        raise ValueError(f"ART attack must be one of {', '.join(_supported())}; got {attack!r}")
     check_inputs(x, y, eps, norm)
-    full = _params(attack, eps, norm, batch_size, dict(params))
+    if norm not in spec.norms:
+        raise ValueError(f"ART {attack} is an {'/'.join(spec.norms)} attack; got norm {norm!r}")
+    full = _params(spec, eps, norm, batch_size, dict(params))
     evasion = _import("art.attacks.evasion")
-    if attack == "AutoAttack":
-        _import("multiprocess")  # ART's AutoAttack.generate imports it; fail before the work starts
+    for module in spec.requires:  # e.g. ART's AutoAttack.generate imports multiprocess: fail before the work
+        _import(module)
     x_cpu = x.detach().cpu().float()
     projection = 0.0
     was_training = model.training
@@ -194,11 +221,7 @@ def art_attack(
                 with torch.no_grad():
                     nb_classes = int(model(x_cpu[:1].to(device)).shape[-1])
                 clf = art_classifier(model, tuple(x_cpu.shape[1:]), nb_classes)
-                cls = {
-                    "PGD": evasion.ProjectedGradientDescent,
-                    "Square": evasion.SquareAttack,
-                    "AutoAttack": evasion.AutoAttack,
-                }[attack]
+                cls = getattr(evasion, spec.art_class)
                 art_kwargs = {**full, "norm": np.inf if norm == "Linf" else 2}
                 atk = cls(clf, **art_kwargs)
                 random.seed(seed)
@@ -225,3 +248,28 @@ def art_attack(
         "projection": projection,
     }
     return AttackOutput(name or f"art-{attack.lower()}", x_adv, None, record)
+
+
+@register_backend(
+    "art",
+    recorded=("adversarial-robustness-toolbox", "art"),  # "art": the short name the entry schema accepted too
+    library="adversarial-robustness-toolbox",
+    description=f"Nicolae et al., Adversarial Robustness Toolbox, arXiv:1807.01069 ({_INSTALL})",
+)
+def run_art(req: AttackRequest) -> AttackOutput:
+    """The engine's call: :func:`art_attack` with the request's settings."""
+    return art_attack(req.model, req.x, req.y, attack=req.attack.name, eps=req.eps, norm=req.norm, name=req.name,
+                      batch_size=req.batch_size, seed=req.seed, **req.params)  # fmt: skip
+
+
+register_attack("art", ArtAttack(
+    "PGD", paper="Madry et al., Towards Deep Learning Models Resistant to Adversarial Attacks, ICLR 2018",
+    defaults={"eps_step": eps_fraction(0.25), "max_iter": 20, "num_random_init": 1, "targeted": False},
+    fixed={"verbose": False}, steps_param="max_iter", art_class="ProjectedGradientDescent"))  # fmt: skip
+register_attack("art", ArtAttack(
+    "Square", paper="Andriushchenko et al., Square Attack, ECCV 2020",
+    defaults={"max_iter": 1000, "p_init": 0.8, "nb_restarts": 1}, fixed={"verbose": False}, blackbox=True,
+    steps_param="max_iter", art_class="SquareAttack"))  # fmt: skip
+register_attack("art", ArtAttack(
+    "AutoAttack", paper="ART's own AutoAttack (APGD-CE, APGD-DLR, DeepFool, Square), not Croce and Hein's",
+    defaults={"eps_step": eps_fraction(0.25)}, art_class="AutoAttack", requires=("multiprocess",)))  # fmt: skip

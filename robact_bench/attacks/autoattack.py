@@ -38,11 +38,13 @@ import io
 import logging
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from robact_bench.attacks.backends import AttackRequest, LibraryAttack, register_attack, register_backend
 from robact_bench.attacks.common import (
     AttackOutput,
     Timer,
@@ -369,3 +371,61 @@ def _strongest_output(mod: str, aa: Any, component: str, x: torch.Tensor, y: tor
     record["keeps"] = STRONGEST[component]
     record["candidates"] = len(images)
     return AttackOutput(component, images[0], library, record, tuple(images[1:]))
+
+
+@dataclass(frozen=True)
+class AutoAttackComponent(LibraryAttack):
+    """An AutoAttack component: :class:`~robact_bench.attacks.backends.LibraryAttack` plus its EOT setting.
+
+    Its parameters are the library's for the spec's ``version`` (``params["version"]``, default
+    ``standard``); the spec's other parameters override them (:func:`autoattack_attack`'s ``params``).
+
+    Attributes:
+        eot_param: The component's own EOT loop count (APGD's ``eot_iter``): 1 under the engine's
+            batched EOT (the model is the EOT model), K under sequential EOT; ``None``: it has none.
+
+    """
+
+    eot_param: str | None = None
+
+
+@register_backend("autoattack", recorded=("pyautoattack", "autoattack"), library="pyautoattack",
+                  description="Croce and Hein, ICML 2020: pyautoattack 0.2.0 or fra31's autoattack")  # fmt: skip
+def run_autoattack(req: AttackRequest) -> AttackOutput:
+    """The engine's call: one component through :func:`autoattack_attack`.
+
+    Deterministic models run AutoAttack's cascade (``req.robust``: the points still robust), random
+    ones every point keeping the strongest images. The component is seeded with the evaluation's
+    seed, as the library seeds every component; steps (a sweep's) become ``n_iter``.
+    """
+    params = dict(req.params)
+    version = params.pop("version", "standard")
+    eot_param = getattr(req.attack, "eot_param", None)
+    if req.eot is not None and eot_param is not None:
+        params[eot_param] = 1 if req.eot["mode"] == "batched" else req.eot["k"]
+    if "steps" in params:  # sweeps speak of steps; AutoAttack of n_iter
+        params["n_iter"] = params.pop("steps")
+    # AutoAttack seeds itself with one seed for every component, as the library does
+    torch.manual_seed(req.eval_seed)
+    start = req.robust if not req.stochastic else None
+    (out,) = autoattack_attack(req.model, req.x, req.y, eps=req.eps, norm=req.norm, version=version,
+                               seed=req.eval_seed, batch_size=req.batch_size,
+                               backend=str(req.options.get("autoattack_backend", "auto")), attacks=[req.attack.name],
+                               params=params, strongest=req.stochastic, robust=start)  # fmt: skip
+    return AttackOutput(req.name, out.x_adv, out.library_robust, out.record, out.candidates)
+
+
+_APGD = ("Croce and Hein, Reliable Evaluation of Adversarial Robustness with an Ensemble of Diverse "
+         "Parameter-free Attacks, ICML 2020")
+_FAB = "Croce and Hein, Minimally Distorted Adversarial Examples with a Fast Adaptive Boundary Attack, ICML 2020"
+register_attack("autoattack", AutoAttackComponent("apgd-ce", paper=_APGD + " (APGD, cross-entropy)",
+                                                  steps_param="n_iter", eot_param="eot_iter"))  # fmt: skip
+register_attack("autoattack", AutoAttackComponent("apgd-dlr", paper=_APGD + " (APGD, DLR loss)",
+                                                  steps_param="n_iter", eot_param="eot_iter"))  # fmt: skip
+register_attack("autoattack", AutoAttackComponent("apgd-t", paper=_APGD + " (APGD, targeted DLR)",
+                                                  steps_param="n_iter", eot_param="eot_iter"))  # fmt: skip
+register_attack("autoattack", AutoAttackComponent("fab", paper=_FAB, steps_param="n_iter", loss_maximizing=False))
+register_attack("autoattack", AutoAttackComponent("fab-t", paper=_FAB + " (targeted)", steps_param="n_iter",
+                                                  loss_maximizing=False))  # fmt: skip
+register_attack("autoattack", AutoAttackComponent(
+    "square", paper="Andriushchenko et al., Square Attack, ECCV 2020", blackbox=True, steps_param="n_queries"))

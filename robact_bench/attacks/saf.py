@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robact_bench.attacks.backends import AttackRequest, LibraryAttack, register_attack, register_backend
 from robact_bench.attacks.common import (
     AttackOutput,
     Timer,
@@ -306,3 +307,17 @@ def saf_attack(
         "whose hybrid-loss gradient has the largest L1 norm",
     }
     return AttackOutput(name or "saf-fgs", x_adv, None, record)
+
+
+@register_backend("saf", recorded=("robact_bench",), library="robact_bench",
+                  description="the symmetric-activation paper's FGS sample (Zhao and Griffin, eq. 10), ours")
+def run_saf(req: AttackRequest) -> AttackOutput:
+    """The engine's call: :func:`saf_attack` with the request's settings, the RNG seeded with the chunk's seed."""
+    torch.manual_seed(req.seed)
+    return saf_attack(req.model, req.x, req.y, eps=req.eps, norm=req.norm, name=req.name, batch_size=req.batch_size,
+                      seed=req.seed, **req.params)  # fmt: skip
+
+
+register_attack("saf", LibraryAttack(
+    "FGS", paper="Zhao and Griffin, Suppressing the Unusual: towards Robust CNNs using Symmetric Activation "
+    "Functions, eq. 10", norms=("Linf",), single_step=True))  # fmt: skip

@@ -18,7 +18,10 @@ Rules the engine applies to every suite:
 * ``when`` restricts a spec to random (``stochastic``) or deterministic models.
 
 Register a suite with ``SUITES.add(name, Suite(...))``; ``robact-bench eval --suite NAME`` and
-:func:`robact_bench.evaluate` look it up here.
+:func:`robact_bench.evaluate` look it up here. A spec's ``backend`` and ``attack`` name a
+registration of :mod:`robact_bench.attacks.backends` (``robact-bench list attacks``), whose traits
+the spec exposes (:attr:`AttackSpec.single_step`, :attr:`~AttackSpec.blackbox`, :attr:`~AttackSpec.steps`,
+:attr:`~AttackSpec.needs_surrogate`).
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from robact_bench.registry import Registry
+from robact_bench.attacks.backends import BACKENDS as BACKEND_REGISTRY
+from robact_bench.attacks.backends import LibraryAttack, get_attack
+from robact_bench.registry import Registry, UnknownNameError
 
-BACKENDS = ("torchattacks", "autoattack", "art", "saf")
 VIAS = ("model", "transfer", "bpda")
 WHENS = ("always", "stochastic", "deterministic")
 ROLES = ("headline", "diagnostic")
@@ -44,8 +48,10 @@ class AttackSpec:
 
     Attributes:
         name: Our name for it in results (``"pgd20"``, ``"apgd-ce"``, ``"square-eot"``).
-        backend: ``torchattacks``, ``autoattack`` (pyautoattack or fra31's) or ``art``.
-        attack: The library's attack: torchattacks/ART class name, or AutoAttack component.
+        backend: A registered backend (:data:`robact_bench.attacks.backends.BACKENDS`):
+            ``torchattacks``, ``autoattack`` (pyautoattack or fra31's), ``art`` or ``saf``.
+        attack: One of the backend's registered attacks: torchattacks/ART class name, or
+            AutoAttack component (``robact-bench list attacks``).
         params: Library parameters (``steps``, ``n_queries``...); AutoAttack's ``version``
             (default ``standard``) chooses the settings the others override.
         group: Cascade name (AutoAttack style) or ``None`` (runs on every point).
@@ -78,23 +84,67 @@ class AttackSpec:
     bound: str = "eps"
 
     def __post_init__(self) -> None:
-        for attr, allowed in (("backend", BACKENDS), ("via", VIAS), ("when", WHENS), ("role", ROLES),
+        backends = BACKEND_REGISTRY.list()
+        for attr, allowed in (("backend", backends), ("via", VIAS), ("when", WHENS), ("role", ROLES),
                               ("draws", DRAWS), ("bound", BOUNDS)):  # fmt: skip
             if getattr(self, attr) not in allowed:
                 raise ValueError(f"AttackSpec {attr} must be one of {', '.join(allowed)}; got {getattr(self, attr)!r}")
+        try:
+            get_attack(self.backend, self.attack)
+        except UnknownNameError as err:
+            raise ValueError(f"AttackSpec {self.name}: {err}") from None
         object.__setattr__(self, "params", dict(self.params))
         if self.role == "diagnostic" and self.reported:
             raise ValueError(f"AttackSpec {self.name}: a diagnostic attack cannot be the reported number")
 
     @property
+    def library_attack(self) -> LibraryAttack:
+        """The registered attack (its defaults and traits)."""
+        return get_attack(self.backend, self.attack)
+
+    @property
+    def single_step(self) -> bool:
+        """One gradient step (FGSM, the symmetric-activation paper's FGS)."""
+        return self.library_attack.single_step
+
+    @property
     def blackbox(self) -> bool:
         """A score-based attack that never asks for a gradient (Square)."""
-        return self.attack.lower() == "square"
+        return self.library_attack.blackbox
+
+    @property
+    def steps_param(self) -> str | None:
+        """The parameter counting the attack's iterations (what a steps sweep sets), or ``None``."""
+        return self.library_attack.steps_param
+
+    @property
+    def steps(self) -> int | None:
+        """The iterations it runs: 1, or its ``steps_param`` from ``params`` or the registered default.
+
+        ``None`` when the library's settings decide (AutoAttack's version) or it has no such parameter.
+        """
+        a = self.library_attack
+        if a.single_step:
+            return 1
+        if a.steps_param is None:
+            return None
+        value = self.params.get(a.steps_param, a.defaults.get(a.steps_param))
+        return None if value is None else int(value)
+
+    @property
+    def needs_surrogate(self) -> bool:
+        """It attacks a surrogate (``via`` transfer or BPDA): skipped on a model without one."""
+        return needs_surrogate(self.via)
 
     @property
     def unbounded_queries(self) -> bool:
         """The library's queries may leave the threat model (CW minimizes the perturbation; its result is projected)."""
-        return self.attack == "CW"
+        return not self.library_attack.bounded_queries
+
+
+def needs_surrogate(via: str) -> bool:
+    """A ``via`` that attacks a surrogate model (``transfer``, ``bpda``) rather than the model itself."""
+    return via != "model"
 
 
 @dataclass(frozen=True)
@@ -116,6 +166,8 @@ class SweepSpec:
     def __post_init__(self) -> None:
         if self.kind not in SWEEP_KINDS:
             raise ValueError(f"sweep kind must be one of {', '.join(SWEEP_KINDS)}; got {self.kind!r}")
+        if self.kind == "steps" and self.attack.steps_param is None:
+            raise ValueError(f"a steps sweep needs an attack with a steps parameter; {self.attack.attack} has none")
         object.__setattr__(self, "values", tuple(self.values))
 
 

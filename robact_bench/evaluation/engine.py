@@ -59,6 +59,7 @@ from tqdm.auto import tqdm
 
 from robact_bench import distributed
 from robact_bench.activations import is_stochastic
+from robact_bench.attacks.backends import BACKENDS, AttackRequest
 from robact_bench.attacks.common import AttackOutput, check_inputs, model_device
 from robact_bench.attacks.eot import EOTModel
 from robact_bench.attacks.record import FixedDraws, QueryRecorder
@@ -80,7 +81,6 @@ from robact_bench.fileio import environment
 log = logging.getLogger(__name__)
 
 META_KEYS = ("model_name", "title", "dataset", "split", "spec", "training", "progress", "quick", "state_path", "resume")
-_APGD = ("apgd-ce", "apgd-dlr", "apgd-t")
 #: the headline's source for a point no attack broke (deterministic) or whose clean image was the strongest
 CLEAN = "clean"
 
@@ -224,7 +224,7 @@ class _Engine:
         """The module the attack sees, its EOT record, or a reason to skip it."""
         base = self.model
         random = self.stochastic
-        if spec.via != "model":
+        if spec.needs_surrogate:
             base, count = self.surrogate(spec.via)
             if count == 0:
                 return base, None, f"the model has no activation with a surrogate ({spec.via} needs one)"
@@ -270,46 +270,14 @@ class _Engine:
                    sl: slice) -> AttackOutput:  # fmt: skip
         """Run ``spec`` on chunk ``chunk`` (the points ``sl``), seeded for that chunk."""
         cfg = self.cfg
-        xs, ys = self.xs[sl], self.ys[sl]
-        params = {**spec.params, **overrides}
-        sequential_k = eot["k"] if eot is not None and eot["mode"] == "sequential" else None
-        seed = _chunk_seed(cfg.seed, spec.name, chunk)
-        if spec.bound == "unbounded" and spec.backend == "torchattacks" and "alpha" not in params:
-            params["alpha"] = eps / 10
-        if spec.backend == "torchattacks":
-            from robact_bench.attacks.torchattacks import torchattacks_attack
-
-            attack = spec.attack
-            if sequential_k is not None and attack == "PGD":
-                attack, params = "EOTPGD", {**params, "eot_iter": sequential_k}
-            return torchattacks_attack(target, xs, ys, attack=attack, eps=eps, norm=cfg.norm,
-                                       name=spec.name, batch_size=cfg.batch_size, seed=seed, **params)  # fmt: skip
-        if spec.backend == "art":
-            from robact_bench.attacks.art import art_attack
-
-            return art_attack(target, xs, ys, attack=spec.attack, eps=eps, norm=cfg.norm,
-                              name=spec.name, batch_size=cfg.batch_size, seed=seed, **params)  # fmt: skip
-        if spec.backend == "saf":
-            from robact_bench.attacks.saf import saf_attack
-
-            torch.manual_seed(seed)
-            return saf_attack(target, xs, ys, eps=eps, norm=cfg.norm, name=spec.name, batch_size=cfg.batch_size,
-                              seed=seed, **params)  # fmt: skip
-        from robact_bench.attacks.autoattack import autoattack_attack
-
-        version = params.pop("version", "standard")
-        if eot is not None and spec.attack in _APGD:
-            params["eot_iter"] = 1 if eot["mode"] == "batched" else eot["k"]
-        if "steps" in params:  # sweeps speak of steps; AutoAttack of n_iter
-            params["n_iter"] = params.pop("steps")
-        # AutoAttack seeds itself with one seed for every component, as the library does
-        torch.manual_seed(cfg.seed)
-        start = robust[sl] if robust is not None and not self.stochastic else None
-        (out,) = autoattack_attack(target, xs, ys, eps=eps, norm=cfg.norm, version=version,
-                                   seed=cfg.seed, batch_size=cfg.batch_size, backend=cfg.autoattack_backend,
-                                   attacks=[spec.attack], params=params, strongest=self.stochastic,
-                                   robust=start)  # fmt: skip
-        return AttackOutput(spec.name, out.x_adv, out.library_robust, out.record, out.candidates)
+        backend = BACKENDS.get(spec.backend)
+        request = AttackRequest(
+            model=target, x=self.xs[sl], y=self.ys[sl], attack=spec.library_attack, name=spec.name, eps=eps,
+            norm=cfg.norm, params={**spec.params, **overrides}, seed=_chunk_seed(cfg.seed, spec.name, chunk),
+            batch_size=cfg.batch_size, eval_seed=cfg.seed, eot=eot, bound=spec.bound, stochastic=self.stochastic,
+            robust=robust[sl] if robust is not None else None, options=cfg.to_dict(),
+        )
+        return backend.run(request)
 
     def attack_chunk(self, spec: AttackSpec, target: nn.Module, eot: dict[str, Any] | None, *, eps: float,
                      robust: torch.Tensor | None, overrides: dict[str, Any], c: int,
@@ -327,7 +295,7 @@ class _Engine:
         name = spec.name
         got: dict[str, Any] = {"record": out.record, "library": out.library_robust,
                                "indicators": recorder.summary() if recorder is not None else None}  # fmt: skip
-        if spec.via != "model":  # Pintor et al.'s transfer failure: the surrogate's view of the image
+        if spec.needs_surrogate:  # Pintor et al.'s transfer failure: the surrogate's view of the image
             with torch.no_grad(), torch.random.fork_rng():
                 got["surrogate_wrong"] = (target(out.x_adv.to(device)).argmax(1).cpu() != ys).long()
         queried = recorder.best_images().cpu() if recorder is not None else None
@@ -450,7 +418,7 @@ class _Engine:
                 eps = min(1.0, eps)  # a Linf ball beyond [0, 1] changes nothing
             xs_values.append(eps if sweep.kind == "eps" else int(v))
             if done is None:
-                overrides = {"steps": int(v)} if sweep.kind == "steps" else {}
+                overrides = {str(spec.steps_param): int(v)} if sweep.kind == "steps" else {}
                 unit_spec = replace(spec, name=name, group=None, reported=False)
                 got = self.attack_chunks(unit_spec, target, eot, eps=eps, robust=None, overrides=overrides)
                 done = {"counts": list(_ints(got["counts"]) or ()), "record": got["record"]}
@@ -792,7 +760,10 @@ def _saf_unit(eng: _Engine, dataset: str) -> dict[str, Any]:
     if done is not None:
         return done
     cfg = eng.cfg
-    betas = cfg.saf_betas if cfg.saf_betas is not None else saf_grid_for(dataset or "mnist")
+    if cfg.saf_betas is None and not dataset:  # the grid is a fact of the dataset: never guessed
+        raise ValueError(f"suite {cfg.suite} draws the symmetric-activation paper's samples, whose strength grid "
+                         "depends on the dataset: give dataset= (a registered dataset) or saf_betas")  # fmt: skip
+    betas = cfg.saf_betas if cfg.saf_betas is not None else saf_grid_for(dataset)
     # SAF's nonsense and noisy samples are drawn for the whole set at once: rank 0 computes it
     out = distributed.on_main(
         lambda: saf_error_rates(eng.model, eng.xs, eng.ys, betas=betas, threshold=cfg.saf_threshold,

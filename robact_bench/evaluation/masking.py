@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from robact_bench.attacks.backends import GENERIC_STEP_PARAMS, LibraryAttack, backend_of_record, record_attack
+from robact_bench.attacks.suites import needs_surrogate
 from robact_bench.evaluation.result import AttackRecord, EvalResult
 from robact_bench.registry import Registry
 
@@ -61,8 +63,6 @@ _AA_FATAL = {
     "more target classes": "more target classes than the model has",
 }
 _AA_RANDOM = "randomized defense"
-#: attacks whose queries do not climb the cross-entropy (minimum-norm searches): no incomplete-optimization trace
-_NOT_LOSS_MAXIMIZING = ("CW", "fab", "fab-t")
 _AA_EVIDENCE = ("zero gradient", "Square Attack has decreased")
 
 
@@ -124,24 +124,46 @@ def _headline(result: EvalResult) -> list[AttackRecord]:
 
 def _adaptive(result: EvalResult, rec: AttackRecord) -> bool:
     """Attacks the real model with the full adaptive budget (EOT on a random model)."""
-    if rec.record.get("via", "model") != "model" or rec.record.get("draws", "random") != "random":
+    if _via_surrogate(rec) or rec.record.get("draws", "random") != "random":
         return False
     if _role(rec) != "headline":
         return False
     return not result.stochastic or rec.record.get("eot") is not None
 
 
+# -- what the attack is: the traits of its registration (robact_bench.attacks.backends) ----------------
+def _traits(rec: AttackRecord) -> LibraryAttack | None:
+    """The registered attack that made ``rec`` (from its recorded backend and attack), or ``None``."""
+    return record_attack(rec.record)
+
+
+def _via_surrogate(rec: AttackRecord) -> bool:
+    return needs_surrogate(str(rec.record.get("via", "model")))
+
+
 def _is_single_step(rec: AttackRecord) -> bool:
-    return rec.record.get("attack") in ("FGSM", "FGS")
+    t = _traits(rec)
+    return t is not None and t.single_step
 
 
 def _is_blackbox(rec: AttackRecord) -> bool:
-    return str(rec.record.get("attack", "")).lower() == "square"
+    t = _traits(rec)
+    return t is not None and t.blackbox
+
+
+def _maximizes_loss(rec: AttackRecord) -> bool:
+    """Its queries climb the loss (minimum-norm searches such as CW and FAB do not)."""
+    t = _traits(rec)
+    return t is None or t.loss_maximizing
 
 
 def _steps(rec: AttackRecord) -> int | None:
+    """The recorded iteration count: the attack's ``steps_param`` (for an unregistered attack, the usual names)."""
     p = rec.record.get("params", {})
-    return p.get("steps", p.get("n_iter", p.get("max_iter")))
+    t = _traits(rec)
+    if t is not None:
+        return p.get(t.steps_param) if t.steps_param is not None else None
+    return next((p[k] for k in GENERIC_STEP_PARAMS if k in p), None)
 
 
 def _pct(x: float) -> str:
@@ -351,7 +373,7 @@ def _zero_grad(result: EvalResult) -> tuple[bool | None, Any, str]:
     "a random forward pass attacked as deterministic); its zero-gradient and Square warnings are recorded too",
 )
 def _aa_flags(result: EvalResult) -> tuple[bool | None, Any, str]:
-    aa = [r for r in result.attacks if r.record.get("backend") in ("pyautoattack", "autoattack")]
+    aa = [r for r in result.attacks if backend_of_record(str(r.record.get("backend", ""))) == "autoattack"]
     if not aa:
         return None, None, "no AutoAttack component ran"
     messages = list(dict.fromkeys(m for r in aa for m in r.record.get("library_checks", [])))
@@ -404,7 +426,7 @@ def _indicator_points(rec: AttackRecord, key: str) -> set[int]:
 )
 def _incomplete(result: EvalResult) -> tuple[bool | None, Any, str]:
     recs = [r for r in result.attacks if _adaptive(result, r) and _indicator_points(r, "judged_incomplete")
-            and r.record.get("attack") not in _NOT_LOSS_MAXIMIZING]  # fmt: skip
+            and _maximizes_loss(r)]  # fmt: skip
     if not recs:
         return None, None, "no attack of 50 or more recorded queries per point ran on the real model"
     pts = []
@@ -509,7 +531,7 @@ def _eot_pairs(result: EvalResult) -> list[tuple[AttackRecord, AttackRecord]]:
         return out
     for naive in result.attacks:
         rec = naive.record
-        if rec.get("via", "model") != "model" or rec.get("eot") is not None or _role(naive) != "headline":
+        if _via_surrogate(naive) or rec.get("eot") is not None or _role(naive) != "headline":
             continue
         if rec.get("draws", "random") != "random":
             continue
@@ -552,7 +574,7 @@ def _adaptive_weaker(result: EvalResult) -> tuple[bool | None, Any, str]:
 def _no_eot(result: EvalResult) -> tuple[bool | None, Any, str]:
     if not result.stochastic:
         return None, None, "deterministic model: nothing to average"
-    grads = [r for r in result.attacks if r.record.get("via", "model") == "model" and _role(r) == "headline"
+    grads = [r for r in result.attacks if not _via_surrogate(r) and _role(r) == "headline"
              and not _is_blackbox(r) and r.record.get("draws", "random") == "random"]  # fmt: skip
     if not grads:
         return None, None, "no gradient attack on the real model ran"
@@ -605,7 +627,7 @@ def _naive(result: EvalResult) -> tuple[bool | None, Any, str]:
     pairs = list(_eot_pairs(result))
     for ada in result.attacks:  # BPDA/transfer beside the direct attack
         a = ada.record
-        if a.get("via", "model") in ("transfer", "bpda") and _role(ada) == "headline":
+        if _via_surrogate(ada) and _role(ada) == "headline":
             for ref in result.attacks:
                 r = ref.record
                 if (r.get("backend"), r.get("attack"), r.get("version")) == (a.get("backend"), a.get("attack"),

@@ -14,8 +14,8 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Collection
 
+from robact_bench.attacks.backends import get_attack
 from robact_bench.attacks.suites import AttackSpec, get_suite
-from robact_bench.attacks.torchattacks import LINF_ONLY
 from robact_bench.evaluation.config import EvalConfig
 
 __all__ = ["KINDS", "QUICK_ATTACKS", "check_runnable", "quick_attacks"]
@@ -31,12 +31,23 @@ _LIBRARIES: dict[str, tuple[tuple[str, ...], str]] = {
     "art": (("art",), "pip install adversarial-robustness-toolbox==1.20.1 packaging multiprocess"),
     "autoattack": (("pyautoattack", "autoattack"), "pip install pyautoattack==0.2.0"),
 }
-# (backend, library attack) pairs that take only the Linf threat model
-_LINF_ONLY = {*(("torchattacks", a) for a in LINF_ONLY), ("saf", "FGS")}
 
 
 def _runs_on(spec: AttackSpec, kind: str) -> bool:
     return spec.when == "always" or (spec.when == "stochastic") == (kind == "random")
+
+
+def _norms(spec: AttackSpec, cfg: EvalConfig, kinds: Collection[str]) -> tuple[str, ...]:
+    """The threat models of the attack ``spec`` runs as, from the registry.
+
+    Under sequential EOT on a random model that is the library's own EOT variant where it has one
+    (torchattacks' PGD: ``EOTPGD``).
+    """
+    attack = get_attack(spec.backend, spec.attack)
+    variant = getattr(attack, "sequential_eot", None)
+    if cfg.eot_mode == "sequential" and spec.eot and variant and "random" in kinds:
+        attack = get_attack(spec.backend, variant)
+    return attack.norms
 
 
 def quick_attacks(suite: str) -> tuple[str, ...]:
@@ -86,8 +97,7 @@ def check_runnable(
                 f"suite {suite.name}: {users} need {' or '.join(modules)}, which is not installed ({install})"
             )
     if cfg.norm != "Linf":
-        linf = [a.name for a in chosen if (a.backend, a.attack) in _LINF_ONLY
-                or (cfg.eot_mode == "sequential" and a.eot and a.attack == "PGD" and "random" in kinds)]  # fmt: skip
+        linf = [a.name for a in chosen if cfg.norm not in _norms(a, cfg, kinds)]
         if linf:
             raise ValueError(
                 f"suite {suite.name}: {', '.join(dict.fromkeys(linf))} (Linf only) cannot run at the {cfg.norm} "

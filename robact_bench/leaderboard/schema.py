@@ -32,18 +32,39 @@ from robact_bench.parsing import one_line
 SCHEMA_FILE = "entry.schema.json"
 
 
-@lru_cache(maxsize=1)
+def _backends() -> tuple[str, ...]:
+    from robact_bench.attacks.backends import recorded_backends
+
+    return tuple(recorded_backends())
+
+
 def load_schema() -> dict[str, Any]:
-    """The entry JSON Schema (a dict), read from the package."""
+    """The entry JSON Schema (a dict), read from the package.
+
+    The file leaves one list to the code: an attack's ``backend`` is one of the names the
+    registered attack backends' records carry (:func:`robact_bench.attacks.backends.recorded_backends`),
+    so a backend registered once is accepted here too.
+    """
+    return _load_schema(_backends())
+
+
+@lru_cache(maxsize=4)
+def _load_schema(backends: tuple[str, ...]) -> dict[str, Any]:
     text = resources.files("robact_bench.leaderboard").joinpath("schemas", SCHEMA_FILE).read_text()
-    return json.loads(text)
+    schema = json.loads(text)
+    schema["$defs"]["attack"]["properties"]["backend"]["enum"] = list(backends)
+    return schema
 
 
-@lru_cache(maxsize=1)
 def _validator() -> Any:
+    return _validator_for(_backends())
+
+
+@lru_cache(maxsize=4)
+def _validator_for(backends: tuple[str, ...]) -> Any:
     import jsonschema
 
-    schema = load_schema()
+    schema = _load_schema(backends)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema)
