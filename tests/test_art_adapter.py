@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from robact_bench.attacks.art import SUPPORTED, art_attack, art_classifier
+from robact_bench.attacks.art import art_attack, art_classifier
+from robact_bench.attacks.backends import BACKENDS
 from robact_bench.attacks.common import perturbation_norm, project
 from robact_bench.evaluation.stochastic import fraction, predict_passes
 from robact_bench.models import ModelSpec
@@ -102,7 +103,7 @@ def test_art_adapter_rejects_bad_input(digits_relu, digits):
         art_attack(digits_relu, x, y, eps=-0.1)
     with pytest.raises(ValueError, match=r"images must be in \[0, 1\]"):
         art_attack(digits_relu, x * 2, y, eps=0.1)
-    assert SUPPORTED == ("PGD", "Square", "AutoAttack")
+    assert BACKENDS.get("art").attack_names() == ("PGD", "Square", "AutoAttack")
 
 
 def test_art_adapter_name_empty_input_and_training_mode(digits):

@@ -100,12 +100,6 @@ def _supported() -> tuple[str, ...]:
     return BACKENDS.get("art").attack_names()
 
 
-def __getattr__(name: str) -> Any:  # SUPPORTED reads the registry, so it includes later registrations
-    if name == "SUPPORTED":
-        return _supported()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def _import(module: str) -> Any:
     """Import an ART module, with a one-line message when ART (or its undeclared ``packaging``) is missing."""
     try:

@@ -92,12 +92,6 @@ def _supported() -> tuple[str, ...]:
     return BACKENDS.get("torchattacks").attack_names()
 
 
-def __getattr__(name: str) -> Any:  # SUPPORTED reads the registry, so it includes later registrations
-    if name == "SUPPORTED":
-        return _supported()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def _import() -> Any:
     try:
         import torchattacks
