@@ -60,6 +60,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +68,14 @@ import torch
 from torch import nn
 
 from robact_bench import load_checkpoint
+from robact_bench.activations import is_stochastic
 from robact_bench.attacks.eot import EOTModel
 from robact_bench.attacks.record import QueryRecorder
 from robact_bench.attacks.suites import AttackSpec, get_suite
 from robact_bench.data import balanced_subset, load_dataset
 from robact_bench.evaluation.engine import _Engine
 from robact_bench.evaluation.state import EvalState
-from robact_bench.fileio import package_versions
+from robact_bench.fileio import atomic_write_json, environment
 from robact_bench.jobs import load_board
 
 HERE = Path(__file__).resolve()
@@ -224,8 +226,24 @@ def bound_seconds(work: dict[str, Any], times: dict[str, dict[int, float]]) -> d
 
 
 # -- set-up ---------------------------------------------------------------------------------
-def _checkpoint(entry: str) -> Path:
-    return ROOT / "weights" / BOARD / "Linf" / f"{entry}_s0" / "model"
+@cache
+def _model(entry: str) -> nn.Module:
+    """The committed seed-0 checkpoint of ``entry``, loaded once (attacks never change its weights)."""
+    return load_checkpoint(ROOT / "weights" / BOARD / "Linf" / f"{entry}_s0" / "model")[0]
+
+
+@cache
+def _points(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` class-balanced test points, as the engine chooses them (loaded once per ``n``)."""
+    x, y = load_dataset(BOARD, "test")
+    idx = balanced_subset(y, n)
+    return x[idx].contiguous(), y[idx].contiguous()
+
+
+@cache
+def _eval_cfg() -> Any:
+    """The board's evaluation config (read once)."""
+    return load_board(BOARD).eval_cfg
 
 
 def _spec(name: str, stochastic: bool) -> AttackSpec:
@@ -252,18 +270,15 @@ def _main_sizes(cfg: Any, n: int, stochastic: bool) -> set[int]:
 def run_one(model_key: str, family: str, n: int, *, recorder: bool, min_s: float) -> dict[str, Any]:
     """Profile one (model, attack family, n): wall, counted work and the bound, measured side by side."""
     entry = MODELS[model_key]
-    board = load_board(BOARD)
-    cfg = replace(board.eval_cfg, n_examples=n)
-    base, _, _ = load_checkpoint(_checkpoint(entry))
-    stochastic = any(bool(getattr(m, "stochastic", False)) for m in base.modules())
+    cfg = replace(_eval_cfg(), n_examples=n)
+    base = _model(entry)
+    stochastic = is_stochastic(base)
     spec_name = FAMILIES[family][1 if stochastic else 0]
     row: dict[str, Any] = {"model": f"{entry}_s0", "stochastic": stochastic, "attack": family, "n": n}
     if spec_name is None:
         return {**row, "skipped": "not in the adaptive suite for this model"}
     spec = _spec(spec_name, stochastic)
-    x, y = load_dataset(BOARD, "test")
-    idx = balanced_subset(y, n)
-    xs, ys = x[idx].contiguous(), y[idx].contiguous()
+    xs, ys = _points(n)
     counted = CountingModule(base).eval()
     eng = _Engine(counted, xs, ys, cfg, stochastic, EvalState(None, "profile", resume=False), progress=False)
     target, eot, reason = eng.attacked_model(spec)
@@ -333,12 +348,9 @@ def _random_units(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
 
 def eot_step(points: int, min_s: float) -> dict[str, Any]:
     """One EOT gradient on the random model: forward, backward, and the sampling of its random units."""
-    board = load_board(BOARD)
-    cfg = board.eval_cfg
-    base, _, _ = load_checkpoint(_checkpoint(MODELS["brelu"]))
-    x, y = load_dataset(BOARD, "test")
-    idx = balanced_subset(y, points)
-    xs, ys = x[idx].contiguous(), y[idx].contiguous()
+    cfg = _eval_cfg()
+    base = _model(MODELS["brelu"])
+    xs, ys = _points(points)
     units = _random_units(base)
     captured: list[list[torch.Tensor]] = [[] for _ in units]
     hooks = [u.register_forward_hook(lambda m, i, o, j=j: captured[j].append(i[0].detach().clone()))
@@ -440,7 +452,8 @@ def _median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def markdown(report: dict[str, Any]) -> str:
     """The README tables: points/s and efficiency per (model, attack, n), and the EOT step breakdown."""
     env = report["environment"]
-    lines = [f"Attacks on mnist5k LeNet-5 ({env['cpu_model']}, {env['threads']} threads, torch {env['torch']}); "
+    lines = [f"Attacks on mnist5k LeNet-5 ({env['cpu_model']}, {env['torch_threads']} threads, "
+             f"torch {env['versions']['torch']}); "
              f"eps {report['parameters']['eps']} Linf, random model on the EOT model (K = "
              f"{report['parameters']['eot_iter']}, {report['parameters']['eot_batch']} images a pass).", "",
              "| model | attack | n | wall s | points/s | fwd imgs/pt | fwd+bwd imgs/pt | bound s | efficiency |",
@@ -492,12 +505,9 @@ def main() -> None:
         print(markdown(json.loads(args.out.read_text())))
         return
     torch.set_num_threads(args.threads)
-    cfg = load_board(BOARD).eval_cfg
-    versions = package_versions()
+    cfg = _eval_cfg()
     report: dict[str, Any] = {
-        "environment": {"cpu_model": _cpu_model(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-                        "torch": torch.__version__, "python": platform.python_version(),
-                        "versions": versions, "loadavg_before": _loadavg()},
+        "environment": {**environment(), "cpu_model": _cpu_model(), "loadavg_before": _loadavg()},
         "parameters": {"board": BOARD, "suite": SUITE, "eps": cfg.eps, "norm": cfg.norm, "eot_iter": cfg.eot_iter,
                        "eot_batch": cfg.eot_batch, "batch_size": cfg.batch_size, "seed": cfg.seed,
                        "n": args.n, "attacks": args.attacks, "models": {k: MODELS[k] for k in args.models},
@@ -521,7 +531,7 @@ def main() -> None:
         report["eot_step"] = eot_step(args.eot_points, args.min_time)
     report["environment"]["loadavg_after"] = _loadavg()
     report["benchmark_seconds"] = round(time.perf_counter() - t0, 1)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    atomic_write_json(args.out, report)
     print(markdown(report))
 
 
