@@ -237,3 +237,34 @@ def test_a_board_spread_over_two_processes_writes_the_files_of_one(tmp_path):
     # rank 0 prints every unit's summary row, in board order, as one process does
     rows1, rows2 = ([json.loads(line) for line in out.splitlines() if line.startswith("{")] for out in (out1, out2))
     assert [r["model"] for r in rows2] == [r["model"] for r in rows1] == units
+
+
+def test_a_rank_whose_unit_fails_stops_every_rank_with_one_line(tmp_path):
+    # unit 0 (rank 0) trains; unit 1 (rank 1), a submitted state dict that is no state dict, fails
+    (tmp_path / "broken.pt").write_bytes(b"not a torch file")
+    head, _ = SPREAD_BOARD.split("entries:")
+    board = tmp_path / "failing.yaml"
+    board.write_text(head.replace("seeds: [0, 1]", "seeds: [0]") + """entries:
+  - name: Tiny_ReLU_Natural
+    title: tiny ReLU, natural training
+    method: natural training
+    model: {arch: mlp2, act: relu, arch_kwargs: {hidden: [16, 16]}}
+    n_train: 300
+    train: {recipe: standard, epochs: 1, val_fraction: 0.0}
+  - name: Broken
+    title: a broken submission
+    method: none
+    state_dict: broken.pt
+    model: {arch: mlp2, act: relu, arch_kwargs: {hidden: [16, 16]}}
+    normalization: none
+""")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+           "robact_bench", "run", str(board), "--out", str(tmp_path / "out"), "--no-progress"]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
+    assert res.returncode != 0
+    errors = [line for line in res.stderr.splitlines() if line.startswith("robact-bench: error:")]
+    assert len(errors) == 2, res.stderr[-3000:]  # each rank stopped, none left waiting
+    assert any("rank 1 of 2 failed" in line for line in errors), errors
+    # the unit that ran is written; the folder is not published
+    folder = tmp_path / "out" / "leaderboards" / "digits" / "Linf"
+    assert (folder / "Tiny_ReLU_Natural_s0.json").is_file() and not (folder / "README.md").exists()
