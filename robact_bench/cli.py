@@ -198,29 +198,79 @@ LISTERS: dict[str, Callable[[], None]] = {
 }
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from robact_bench.jobs import DEFAULT_BOARDS, check_data, load_board, recheck_board, run_board, summary_rows
+#: how long ``run``'s ranks wait for one another under torchrun (a rank whose units end early
+#: waits at the end for the slowest; a rank that dies ends the job through torchrun at once)
+RUN_TIMEOUT_S = 24 * 3600.0
+
+
+def resolve_run(args: argparse.Namespace) -> tuple[list[Any], Path]:
+    """The boards ``robact-bench run`` runs, each loaded and checked, and its output root.
+
+    No BOARD: the main job (:data:`robact_bench.jobs.MAIN_JOB`, default ``--out`` its
+    ``runs/main``); ``--full``: the published boards (:data:`robact_bench.jobs.PUBLISHED_BOARDS`,
+    default ``--out .``); BOARD...: those boards (``.``). ``--quick`` makes a smoke run of
+    whichever it is (default ``--out runs/quick``); ``--models`` keeps those entries.
+
+    Raises:
+        CliError: ``--full`` with board names.
+
+    """
+    from robact_bench.jobs import MAIN_JOB, PUBLISHED_BOARDS, load_board, main_job_board
 
     quick = args.quick
-    out = Path(args.out) if args.out is not None else Path("runs/quick" if quick else ".")
-    names = [*(args.boards or []), *(args.dataset or [])] or list(DEFAULT_BOARDS)
-    boards = [load_board(name, quick=quick).select(args.models) if args.models else load_board(name, quick=quick)
-              for name in names]  # fmt: skip  (every board file is checked before any work starts)
+    names = [*(args.boards or []), *(args.dataset or [])]
+    if args.full and names:
+        raise CliError(f"--full runs the published boards ({' '.join(PUBLISHED_BOARDS)}); "
+                       f"give --full or board names ({' '.join(names)}), not both")  # fmt: skip
+    if names or args.full:
+        boards = [load_board(name, quick=quick) for name in names or PUBLISHED_BOARDS]
+        default_out = "."
+    else:
+        boards = [main_job_board(quick=quick)]
+        default_out = MAIN_JOB.out
+    if args.models:  # every board file is checked before any work starts
+        boards = [board.select(args.models) for board in boards]
+    out = Path(args.out) if args.out is not None else Path("runs/quick" if quick else default_out)
+    return boards, out
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from robact_bench import distributed
+    from robact_bench.jobs import check_data
+
+    boards, out = resolve_run(args)
     check_writable_folder("--out", out)
     for board in boards if not args.recheck else ():
         check_data(board)
+    # under torchrun: join its group; the boards' (entry, seed) units are shared out over the ranks.
+    # `run` trains and evaluates on the CPU; the group's backend follows that device.
+    with distributed.joined("cpu", timeout_s=RUN_TIMEOUT_S):
+        return _run(args, boards, out)
+
+
+def _run(args: argparse.Namespace, boards: Sequence[Any], out: Path) -> int:
+    from robact_bench import distributed
+    from robact_bench.jobs import board_units, recheck_board, run_board, summary_rows
+
+    seeds = tuple(args.seeds) if args.seeds is not None else None
+    main_rank = distributed.is_main()
     t0 = time.perf_counter()
     for board in boards:
-        seeds = tuple(args.seeds) if args.seeds is not None else None
-        if args.recheck:
-            print(f"table: {recheck_board(board, out=out, seeds=seeds)}")
+        if args.recheck:  # no training, no attack: rank 0 alone
+            table = distributed.on_main(lambda board=board: recheck_board(board, out=out, seeds=seeds))
+            if main_rank:
+                print(f"table: {table}")
             continue
-        results, table = run_board(board, out=out, progress=args.progress, quick=quick, resume=args.resume,
+        results, table = run_board(board, out=out, progress=args.progress, quick=args.quick, resume=args.resume,
                                    seeds=seeds)  # fmt: skip
-        for row in summary_rows(results):
-            print(json.dumps(row))
-        print(f"table: {table}")
-    print(f"wall time: {time.perf_counter() - t0:.1f} s")
+        order = {entry.file_name(seed): i for i, (entry, seed) in enumerate(board_units(board, seeds))}
+        rows = [row for part in distributed.gather(summary_rows(results)) for row in part]
+        if main_rank:
+            for row in sorted(rows, key=lambda r: order.get(r["model"], len(order))):
+                print(json.dumps(row))
+            print(f"table: {table}")
+    if main_rank:
+        print(f"wall time: {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -622,18 +672,28 @@ def build_parser() -> argparse.ArgumentParser:
             "uses, load every submitted checkpoint safely, evaluate each with the board's suite and its "
             "gradient-masking checks, and write <out>/leaderboards/<dataset>/<threat_model>/ (JSON entries, "
             "README.md, index.html, plots/), checkpoints in <out>/runs/ and, where the board publishes them, "
-            "weights in <out>/weights/. With no BOARD: the shipped default boards, the published leaderboards "
-            "(digits and mnist5k)."
+            "weights in <out>/weights/. With no BOARD: the main job, the digits board (every row) with seed 0 "
+            "and 100 test points per model, into runs/main/ (not the published leaderboards/ and weights/); "
+            "--full: the published leaderboards (digits and mnist5k, every seed) into the current folder. "
+            "Under torchrun the (entry, seed) units are spread over the ranks and the files are those of one "
+            "process."
         ),
     )
-    p_run.add_argument("boards", nargs="*", metavar="BOARD", help="board names or files (default: digits mnist5k)")
+    p_run.add_argument(
+        "boards", nargs="*", metavar="BOARD", help="board names or files (default: the main job, digits, seed 0, n 100)"
+    )
+    p_run.add_argument(
+        "--full", action="store_true", help="run the published boards (digits mnist5k, every seed) into . (~2 h)"
+    )
     p_run.add_argument(
         "--quick",
         action="store_true",
         help="smoke run: 1 epoch on 1,000 images, the board's first seed, 8 test points, PGD-20 and FGSM only, "
         "no sweeps, no published weights; default --out runs/quick",
     )
-    p_run.add_argument("--out", default=None, help="output root (default: . ; runs/quick with --quick)")
+    p_run.add_argument("--out", default=None,
+                       help="output root (default: runs/main for the main job, . for --full or BOARD; "
+                       "runs/quick with --quick)")  # fmt: skip
     p_run.add_argument("--dataset", nargs="+", default=None, metavar="BOARD", help=argparse.SUPPRESS)
     p_run.add_argument("--models", nargs="+", default=None, metavar="NAME",
                        help="only these entries (e.g. LeNet5_BReLU_PGDAT; default: all)")  # fmt: skip
@@ -852,8 +912,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose < 2:  # AutoAttack's chatter off the screen; its sanity checks still reach every result
         logging.getLogger("auto-attack").setLevel(logging.ERROR)  # (attacks.autoattack.capture_checks)
     try:
-        if os.environ.get("WORLD_SIZE", "1") not in ("", "1") and args.func not in (_cmd_eval, _cmd_train):
-            raise CliError(f"only eval and train run under torchrun (WORLD_SIZE={os.environ['WORLD_SIZE']}); "
+        if os.environ.get("WORLD_SIZE", "1") not in ("", "1") and args.func not in (_cmd_eval, _cmd_train, _cmd_run):
+            raise CliError(f"only eval, train and run work under torchrun (WORLD_SIZE={os.environ['WORLD_SIZE']}); "
                            f"run {args.command} in one process")  # fmt: skip
         return int(args.func(args))
     except (CliError, ValueError, KeyError, TypeError, OSError, ImportError) as exc:

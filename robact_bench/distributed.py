@@ -10,7 +10,10 @@ also works, trivially, in a single process:
 * :func:`on_main` runs a function on rank 0 only and hands its value (or its ``ValueError``)
   to every rank, so a bad input stops all ranks with the same one-line error instead of
   leaving the others waiting;
-* :func:`is_main` guards the writes: only rank 0 writes files.
+* :func:`is_main` guards the writes: only rank 0 writes files;
+* :func:`alone` makes a block run as one process would, though the group stays joined: there
+  :func:`is_distributed` is False, so nothing inside communicates (``robact-bench run`` under
+  torchrun gives each rank whole (entry, seed) units this way and joins the ranks afterwards).
 
 Multi-host: run the same ``torchrun`` command on every host with ``--nnodes``,
 ``--node_rank`` (or ``--rdzv_backend c10d --rdzv_endpoint HOST:PORT``) and a folder every host
@@ -23,6 +26,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
@@ -32,13 +36,37 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-__all__ = ["barrier", "gather", "init", "is_distributed", "is_main", "joined", "local_device", "on_main", "rank",
-           "shutdown", "sum_over_ranks", "world_size"]  # fmt: skip
+__all__ = ["alone", "barrier", "gather", "init", "is_distributed", "is_main", "joined", "local_device", "on_main",
+           "rank", "shutdown", "sum_over_ranks", "world_size"]  # fmt: skip
+
+_alone_depth = 0  # > 0 inside alone(): this process computes as if it were the only one
+
+
+def _in_group() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def is_distributed() -> bool:
-    """Whether this process belongs to an initialized process group of more than one process."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    """Whether this process computes with others: a joined group of several, and not inside :func:`alone`."""
+    return _alone_depth == 0 and _in_group()
+
+
+@contextmanager
+def alone() -> Iterator[None]:
+    """Inside the block this process computes alone, as a one-process run does, though its group stays joined.
+
+    :func:`is_distributed` is False, :func:`rank` 0, :func:`world_size` 1 and :func:`is_main`
+    True, so the evaluation engine shares no chunk, training wraps no model in DDP, no rank
+    waits for another and this process writes its own files: exactly those a one-process run
+    writes (their ``world_size`` records say 1). After the block the ranks communicate again.
+    Nests; not thread-safe (one flag per process).
+    """
+    global _alone_depth
+    _alone_depth += 1
+    try:
+        yield
+    finally:
+        _alone_depth -= 1
 
 
 def rank() -> int:
@@ -72,13 +100,15 @@ def local_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def init(device: str | torch.device = "cpu", backend: str | None = None) -> bool:
+def init(device: str | torch.device = "cpu", backend: str | None = None, timeout_s: float | None = None) -> bool:
     """Join the process group that ``torchrun`` described in the environment, if any.
 
     Args:
         device: The device this process computes on; picks the backend (``nccl`` for CUDA,
             ``gloo`` otherwise) and, for CUDA, the current device (``LOCAL_RANK``).
         backend: Force a backend (``gloo``, ``nccl``).
+        timeout_s: How long a collective waits for the other ranks before it fails (default:
+            torch's, 30 min for gloo); a job whose ranks meet only after long, uneven work needs more.
 
     Returns:
         True when this process is one of several (``WORLD_SIZE`` > 1), False otherwise.
@@ -87,7 +117,7 @@ def init(device: str | torch.device = "cpu", backend: str | None = None) -> bool
         ValueError: ``WORLD_SIZE`` > 1 but torch was built without distributed support.
 
     """
-    if is_distributed():
+    if _in_group():
         return True
     if _env_int("WORLD_SIZE", 1) <= 1:
         return False
@@ -97,7 +127,8 @@ def init(device: str | torch.device = "cpu", backend: str | None = None) -> bool
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     chosen = backend or ("nccl" if dev.type == "cuda" else "gloo")
-    dist.init_process_group(chosen, init_method="env://")
+    extra = {"timeout": timedelta(seconds=timeout_s)} if timeout_s is not None else {}
+    dist.init_process_group(chosen, init_method="env://", **extra)
     log.info("joined process group: rank %d of %d (%s)", dist.get_rank(), dist.get_world_size(), chosen)
     return True
 
@@ -109,10 +140,10 @@ def shutdown() -> None:
 
 
 @contextmanager
-def joined(device: str | torch.device = "cpu") -> Iterator[bool]:
+def joined(device: str | torch.device = "cpu", timeout_s: float | None = None) -> Iterator[bool]:
     """:func:`init` for the block (yields whether distributed) and :func:`shutdown` after it."""
     try:
-        yield init(device)
+        yield init(device, timeout_s=timeout_s)
     finally:
         shutdown()
 

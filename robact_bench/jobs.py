@@ -1,8 +1,10 @@
 """Boards as data: a YAML board file says what a leaderboard holds; :func:`run_board` builds it.
 
 ``robact-bench run [BOARD ...]`` loads each board (a shipped board's name, see
-``robact-bench list boards``, or a path) and runs it; with no argument it runs the shipped
-default boards, the published ones (:data:`DEFAULT_BOARDS`). A board file holds:
+``robact-bench list boards``, or a path) and runs it. With no argument it runs the *main job*
+(:data:`MAIN_JOB`, :func:`main_job_board`): the digits board, every row, one seed, 100 test points,
+into ``runs/main/``; ``--full`` runs the published boards (:data:`PUBLISHED_BOARDS`) into ``.``.
+A board file holds:
 
 * ``board``, ``description``; ``dataset``, ``threat_model``, ``eps``, ``suite``, ``n_examples``,
   ``seeds``, and ``evaluation`` (further :class:`~robact_bench.evaluation.config.EvalConfig`
@@ -31,7 +33,9 @@ Each result goes to ``<out>/runs/...`` (``eval.json``) and to the board folder
 ``publish_weights`` the checkpoint and its ``eval.json`` are copied to
 ``<out>/weights/<dataset>/<threat_model>/<file>/``, and the entry's ``robact.weights`` records the
 path and the weights' SHA-256 (as ``model.json`` does). Then the folder is validated and
-rendered. :func:`recheck_board` redoes the checks and the export from the saved ``eval.json``
+rendered. Under ``torchrun`` the (entry, seed) units are spread over the ranks (:func:`board_units`,
+:func:`run_board`), each computed by one process as in a one-process run.
+:func:`recheck_board` redoes the checks and the export from the saved ``eval.json``
 files (the published ones when ``runs/`` is gone), with no training and no attack.
 """
 
@@ -58,20 +62,47 @@ from robact_bench.training.config import RunConfig, load_config_file, resolve_ru
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DEFAULT_BOARDS",
+    "MAIN_JOB",
+    "PUBLISHED_BOARDS",
     "Board",
     "BoardEntry",
+    "MainJob",
     "board_path",
+    "board_units",
     "check_data",
     "list_boards",
     "load_board",
+    "main_job_board",
     "recheck_board",
     "run_board",
     "summary_rows",
 ]
 
-#: the shipped boards ``robact-bench run`` builds with no argument: the published leaderboards
-DEFAULT_BOARDS = ("digits", "mnist5k")
+#: the shipped boards ``robact-bench run --full`` builds: the published leaderboards
+PUBLISHED_BOARDS = ("digits", "mnist5k")
+
+
+@dataclass(frozen=True)
+class MainJob:
+    """What ``robact-bench run`` runs with no argument: one shipped board, fewer seeds and points.
+
+    Attributes:
+        board: The shipped board (every row of it).
+        seeds: The training seeds (in place of the board's).
+        n_examples: Test points per model (in place of the board's).
+        out: The default output root (``<out>/leaderboards``, ``runs``, ``weights``), kept apart
+            from the published ``leaderboards/`` and ``weights/``.
+
+    """
+
+    board: str
+    seeds: tuple[int, ...]
+    n_examples: int
+    out: str
+
+
+#: the main job: the digits board, every row, seed 0, 100 points per model, into ``runs/main/``
+MAIN_JOB = MainJob(board="digits", seeds=(0,), n_examples=100, out="runs/main")
 
 _BOARD_PACKAGE = "robact_bench.boards"
 _TOP_KEYS = (
@@ -187,6 +218,29 @@ class Board:
         if unknown:
             raise ValueError(f"--models: no model {', '.join(unknown)} on board {self.name}; have {', '.join(known)}")
         return replace(self, entries=tuple(e for e in self.entries if e.name in models))
+
+    def with_settings(self, *, seeds: Sequence[int] | None = None, n_examples: int | None = None) -> Board:
+        """A copy with other training ``seeds`` and/or another number of test points (``None``: kept)."""
+        board = self
+        if seeds is not None:
+            if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+                raise ValueError(f"seeds must be integers >= 0; got {one_line(repr(seeds))}")
+            board = replace(board, seeds=tuple(seeds))
+        if n_examples is not None:
+            if isinstance(n_examples, bool) or not isinstance(n_examples, int) or n_examples < 1:
+                raise ValueError(f"n_examples must be an integer >= 1; got {one_line(repr(n_examples))}")
+            board = replace(board, eval_cfg=replace(board.eval_cfg, n_examples=n_examples))
+        return board
+
+
+def main_job_board(*, quick: bool = False, job: MainJob = MAIN_JOB) -> Board:
+    """The main job's board: ``job.board`` with ``job.seeds`` and ``job.n_examples``.
+
+    With ``quick`` it is that board's smoke run (:func:`load_board` with ``quick=True``: its
+    first seed, 8 points), as ``--quick`` makes of any board.
+    """
+    board = load_board(job.board, quick=quick)
+    return board if quick else board.with_settings(seeds=job.seeds, n_examples=job.n_examples)
 
 
 def list_boards() -> list[str]:
@@ -576,6 +630,17 @@ def _check_budget(board: Board, out: Path) -> None:
     log.info("%s: published weights %.1f MB (budget %g MB)", folder, size / 1e6, board.weights_budget_mb)
 
 
+def board_units(board: Board, seeds: Sequence[int] | None = None) -> list[tuple[BoardEntry, int | None]]:
+    """The units in board order: a trained entry once per seed (``seeds`` or the board's), a submitted one once."""
+    chosen = tuple(seeds) if seeds is not None else board.seeds
+    return [(entry, seed) for entry in board.entries for seed in (chosen if entry.trained else (None,))]
+
+
+def _one_line_error(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return one_line(text.splitlines()[0]) if text else type(exc).__name__
+
+
 def run_board(
     board: Board,
     *,
@@ -587,42 +652,78 @@ def run_board(
 ) -> tuple[list[EvalResult], Path]:
     """Run every entry of ``board`` (trained ones with every seed), then publish its folder.
 
+    Under ``torchrun`` (a joined group of ``W`` processes, :mod:`robact_bench.distributed`) the
+    units of :func:`board_units` are dealt round-robin, unit ``i`` to rank ``i mod W``, and each
+    rank computes its units alone (:func:`~robact_bench.distributed.alone`), so every unit's files
+    are exactly those one process writes. Then every rank reports whether its units succeeded (a
+    rank's error is raised on every rank, none is left waiting) and rank 0 alone checks the weights
+    budget, validates and renders the folder. ``out`` must be a folder every rank sees.
+
     Args:
         board: The board (:func:`load_board`).
         out: Output root: ``<out>/leaderboards/``, ``<out>/runs/`` and ``<out>/weights/``.
-        progress: Show progress bars.
+        progress: Show progress bars (rank 0's only, under torchrun).
         quick: Smoke run (marked in every file).
-        resume: Skip an entry whose JSON file is already in the board folder and valid, and
+        resume: Skip a unit whose JSON file is already in the board folder and valid, and
             continue an unfinished training run (a stopped job goes on where it stopped).
         seeds: Override the board's seeds.
 
     Returns:
-        The new results and the board's Markdown table.
+        The results this process computed (under torchrun: its own units; gather them with
+        :func:`~robact_bench.distributed.gather`) and the board's Markdown table.
+
+    Raises:
+        ValueError: a unit failed on another rank (one line naming the rank); a unit's own
+            error is raised as it is on the rank that ran it.
 
     """
+    from robact_bench import distributed
     from robact_bench.leaderboard.publish import publish
     from robact_bench.leaderboard.schema import validate_paths
 
     out = Path(out)
     folder = board.folder(out)
-    if resume:  # temporary files a killed job left behind (never read; they must not be published)
+    if resume and distributed.is_main():  # temporary files a killed job left behind (never read or published)
         for f in (folder, folder / "plots", *sorted((out / "runs" / board.dataset).rglob("*"))):
             if f.is_dir():
                 remove_stale_temps(f)
+    distributed.barrier()  # no rank writes before rank 0 has cleaned up
+    world, me = distributed.world_size(), distributed.rank()
+    progress = progress and distributed.is_main()
     results = []
-    for entry in board.entries:
-        for seed in (tuple(seeds) if seeds is not None else board.seeds) if entry.trained else (None,):
-            done = folder / f"{entry.file_name(seed)}.json"
-            if resume and done.is_file() and validate_paths([done]).ok:
-                log.info("%s exists and is valid: skipped (resume)", done)
-                continue
-            log.info("running %s%s", entry.name, f" seed {seed}" if seed is not None else "")
-            t0 = time.perf_counter()
-            results.append(run_entry(board, entry, seed, out=out, progress=progress, resume=resume, quick=quick))
-            log.info("%s done in %.1f s", entry.file_name(seed), time.perf_counter() - t0)
-    if board.publish_weights:
-        _check_budget(board, out)
-    return results, publish(folder)[0]
+    failure: Exception | None = None
+    try:
+        with distributed.alone():
+            for i, (entry, seed) in enumerate(board_units(board, seeds)):
+                if i % world != me:
+                    continue
+                done = folder / f"{entry.file_name(seed)}.json"
+                if resume and done.is_file() and validate_paths([done]).ok:
+                    log.info("%s exists and is valid: skipped (resume)", done)
+                    continue
+                log.info("running %s%s%s", entry.name, f" seed {seed}" if seed is not None else "",
+                         f" (rank {me} of {world})" if world > 1 else "")  # fmt: skip
+                t0 = time.perf_counter()
+                results.append(run_entry(board, entry, seed, out=out, progress=progress, resume=resume, quick=quick))
+                log.info("%s done in %.1f s", entry.file_name(seed), time.perf_counter() - t0)
+    except Exception as exc:  # re-raised below, after every rank has said how its units went
+        if world == 1:
+            raise
+        failure = exc
+    statuses = distributed.gather(None if failure is None else _one_line_error(failure))
+    if failure is not None:
+        raise failure
+    failed = [(r, msg) for r, msg in enumerate(statuses) if msg is not None]
+    if failed:
+        rank_, msg = failed[0]
+        raise ValueError(f"board {board.name}: rank {rank_} of {world} failed: {msg}")
+
+    def finish() -> Path:
+        if board.publish_weights:
+            _check_budget(board, out)
+        return publish(folder)[0]
+
+    return results, distributed.on_main(finish)
 
 
 def recheck_board(board: Board, *, out: str | os.PathLike[str] = ".", seeds: Sequence[int] | None = None) -> Path:
@@ -644,27 +745,26 @@ def recheck_board(board: Board, *, out: str | os.PathLike[str] = ".", seeds: Seq
     from robact_bench.models.checkpoint import weights_sha256
 
     out = Path(out)
-    for entry in board.entries:
-        for seed in (tuple(seeds) if seeds is not None else board.seeds) if entry.trained else (None,):
-            file_name = entry.file_name(seed)
-            published = board.weights_folder(out) / file_name
-            run = out / "runs" / board.dataset / entry.name
-            candidates = [run / f"seed{seed}" / "eval.json" if seed is not None else run / "eval.json",
-                          published / "eval.json"]  # fmt: skip
-            path = next((p for p in candidates if p.is_file()), None)
-            if path is None:
-                raise ValueError(
-                    f"{candidates[0]}: no saved result to recheck (run `robact-bench run` for this model first)"
-                )
-            result = EvalResult.from_dict(read_json(path))
-            result = replace(result, masking=tuple(masking_checks(result)))
-            weights = None
-            if board.publish_weights and (published / "model.safetensors").is_file():
-                weights = {"path": (published / "model.safetensors").relative_to(out).as_posix(),
-                           "sha256": weights_sha256(published / "model"),
-                           "eval": (published / "eval.json").relative_to(out).as_posix()}  # fmt: skip
-            _export(board, entry, result, ModelSpec.from_dict(result.model), file_name, weights, out)
-            log.info("rechecked %s", file_name)
+    for entry, seed in board_units(board, seeds):
+        file_name = entry.file_name(seed)
+        published = board.weights_folder(out) / file_name
+        run = out / "runs" / board.dataset / entry.name
+        candidates = [run / f"seed{seed}" / "eval.json" if seed is not None else run / "eval.json",
+                      published / "eval.json"]  # fmt: skip
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None:
+            raise ValueError(
+                f"{candidates[0]}: no saved result to recheck (run `robact-bench run` for this model first)"
+            )
+        result = EvalResult.from_dict(read_json(path))
+        result = replace(result, masking=tuple(masking_checks(result)))
+        weights = None
+        if board.publish_weights and (published / "model.safetensors").is_file():
+            weights = {"path": (published / "model.safetensors").relative_to(out).as_posix(),
+                       "sha256": weights_sha256(published / "model"),
+                       "eval": (published / "eval.json").relative_to(out).as_posix()}  # fmt: skip
+        _export(board, entry, result, ModelSpec.from_dict(result.model), file_name, weights, out)
+        log.info("rechecked %s", file_name)
     return publish(board.folder(out))[0]
 
 

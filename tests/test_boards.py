@@ -136,3 +136,36 @@ def test_the_shipped_boards_resolve_to_the_published_rows():
         assert by[f"{arch}_ReLU_SReLUHead"].run.model.drelu_head_act == "srelu"
         assert by[f"{arch}_ReLU_SReLUHead"].run.train == paper.train
         assert board.eval_cfg.suite == "adaptive" and board.eval_cfg.eps == 0.1 and board.eval_cfg.n_examples == 50
+
+
+def test_run_without_a_board_is_the_main_job_and_full_the_published_boards(capsys):
+    """The resolution only: which boards `robact-bench run` runs, with which seeds and points, and where."""
+    from dataclasses import replace
+
+    from robact_bench.cli import build_parser, main, resolve_run
+    from robact_bench.jobs import MAIN_JOB, PUBLISHED_BOARDS
+
+    parse = build_parser().parse_args
+    published = load_board("digits")
+    [board], out = resolve_run(parse(["run"]))
+    assert (MAIN_JOB.board, MAIN_JOB.seeds, MAIN_JOB.n_examples) == ("digits", (0,), 100)
+    assert board.name == "digits" and board.seeds == (0,) and board.eval_cfg.n_examples == 100
+    assert board.entries == published.entries and board.publish_weights  # every row, as published
+    assert board.eval_cfg == replace(published.eval_cfg, n_examples=100) and board.eval_cfg.suite == "adaptive"
+    assert out == Path("runs/main")  # not the published leaderboards/ and weights/
+    assert board.folder(out) == Path("runs/main/leaderboards/digits/Linf")
+    boards, out = resolve_run(parse(["run", "--full"]))
+    assert [b.name for b in boards] == list(PUBLISHED_BOARDS) == ["digits", "mnist5k"] and out == Path(".")
+    assert all(b.seeds == (0, 1, 2) and b.eval_cfg.n_examples == 50 for b in boards)
+    # the flags keep their meaning with the main job
+    [quick], out = resolve_run(parse(["run", "--quick"]))
+    assert quick.seeds == (0,) and quick.eval_cfg.n_examples == 8 and out == Path("runs/quick")
+    [some], out = resolve_run(parse(["run", "--models", "MLP2_ReLU_PGDAT", "--out", "elsewhere"]))
+    assert [e.name for e in some.entries] == ["MLP2_ReLU_PGDAT"] and some.eval_cfg.n_examples == 100
+    assert out == Path("elsewhere")
+    [digits], out = resolve_run(parse(["run", "digits"]))
+    assert digits.seeds == (0, 1, 2) and digits.eval_cfg.n_examples == 50 and out == Path(".")
+    assert main(["run", "--full", "digits"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["robact-bench: error: --full runs the published boards (digits mnist5k); give --full or board "
+                   "names (digits), not both"]  # fmt: skip

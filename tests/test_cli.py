@@ -87,11 +87,11 @@ def test_help_on_every_command():
 
 
 def test_run_quick_end_to_end(tmp_path):
-    """The main job's smoke run: one valid entry per model and seed on both boards, then the rendered folder."""
+    """The published boards' smoke run: one valid entry per model and seed on both boards, then the rendered folder."""
     from robact_bench.jobs import load_board
     from robact_bench.leaderboard.schema import validate_paths
 
-    res = _cli("run", "--quick", "--out", str(tmp_path), "--no-progress")
+    res = _cli("run", "--full", "--quick", "--out", str(tmp_path), "--no-progress")
     assert res.returncode == 0, res.stderr
     for dataset in ("digits", "mnist5k"):
         board = tmp_path / "leaderboards" / dataset / "Linf"
