@@ -530,6 +530,7 @@ def _eval(args: argparse.Namespace) -> int:
         attacks=tuple(args.attacks) if args.attacks else None, sweeps=args.sweeps,
         sweep_eps=tuple(args.sweep_eps) if args.sweep_eps else None,
         sweep_steps=tuple(args.sweep_steps) if args.sweep_steps else None,
+        sweep_points=args.sweep_points or None,
     )  # fmt: skip
     model, spec, meta = load_checkpoint(meta_path, device=device)
     training = meta.get("training", {})
@@ -809,6 +810,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="eps sweep grid, as multiples of --eps")  # fmt: skip
     p_eval.add_argument("--sweep-steps", type=positive_int, nargs="+", default=None, metavar="N",
                         help="steps sweep grid")  # fmt: skip
+    p_eval.add_argument("--sweep-points", type=nonnegative_int, default=200, metavar="N",
+                        help="run the sweeps (diagnostics only) on N of the points, class-balanced and drawn with "
+                             "--seed (default 200; 0: every point)")  # fmt: skip
     p_eval.add_argument("--batch-size", type=positive_int, default=500, help="images per attack call (default 500)")
     p_eval.add_argument("--dataset", default=None, help="dataset (default: the one the model was trained on)")
     p_eval.add_argument("--split", default="test", help="split (default: test)")

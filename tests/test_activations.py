@@ -117,6 +117,59 @@ def test_seeded_brelu_repeats_exactly():
     assert torch.equal(BReLU(generator=g1)(x), BReLU(generator=g2)(x))
 
 
+def test_the_16_bit_draw_keeps_a_unit_with_probability_within_2_to_the_minus_17_of_sigmoid():
+    """All 65,536 words, exactly: u < p holds for ceil(2^16 p - 1/2) of them, within 2^-17 of p."""
+    from robact_bench.activations.stochastic import uniform_from_words
+
+    words = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16)
+    u = uniform_from_words(words)
+    assert u.dtype == torch.float32 and len(torch.unique(u)) == 2**16
+    assert float(u.min()) == 0.5 / 2**16 and float(u.max()) == 1 - 0.5 / 2**16
+    assert torch.equal(uniform_from_words(words, torch.float64), u.double())  # the grid is exact in fp32
+    p = torch.sigmoid(torch.linspace(-12, 12, 4001))  # keep probabilities, fp32 as the unit computes them
+    kept = (u[:, None] < p[None, :]).sum(0)  # words that keep the unit, for each p
+    expected = torch.ceil(p.double() * 2**16 - 0.5).clamp(0, 2**16).long()
+    assert torch.equal(kept, expected)
+    assert float((kept.double() / 2**16 - p.double()).abs().max()) <= 2**-17
+
+
+def test_the_16_bit_draws_are_uniform_words_and_independent_of_position():
+    """2^22 draws: every bit is 1 with frequency 1/2 (5 sigma), and the 65,536 words are chi-square uniform."""
+    from robact_bench.activations.stochastic import uniform16
+
+    g = torch.Generator().manual_seed(11)
+    n = 2**22
+    u = uniform16((n,), generator=g)
+    j = (u * 2**16 - 0.5).round().long()
+    assert torch.equal(j.double(), u.double() * 2**16 - 0.5)  # on the grid
+    bits = (j[:, None] >> torch.arange(16)) & 1
+    for pos in range(4):  # each of the four int16 words a 64-bit generator word is cut into
+        freq = bits[pos::4].double().mean(0)
+        assert float((freq - 0.5).abs().max()) <= 5 * math.sqrt(0.25 / (n / 4)), (pos, freq)
+    counts = torch.bincount(j, minlength=2**16).double()
+    e = n / 2**16
+    chi2 = float(((counts - e) ** 2 / e).sum())
+    dof = 2**16 - 1
+    assert abs(chi2 - dof) <= 5 * math.sqrt(2 * dof)  # chi-square with 65,535 dof, 5 sigma
+    assert uniform16((3, 5), generator=g).shape == (3, 5) and uniform16((0,)).numel() == 0
+
+
+def test_brelu_keep_rate_matches_sigmoid_within_the_stated_tolerance():
+    """P(keep) = sigmoid(x) within 2^-17 (the draw) plus 5 binomial standard errors, per x."""
+    torch.manual_seed(3)
+    n = 200_000
+    xs = torch.tensor([-6.0, -2.0, -0.5, 0.25, 1.0, 3.0, 8.0])  # not 0: BReLU(0) is 0 either way
+    kept = (BReLU()(xs.expand(n, -1)) != 0).double().mean(0)
+    p = torch.sigmoid(xs).double()
+    assert ((kept - p).abs() <= 2**-17 + 5 * (p * (1 - p) / n).sqrt() + 1e-12).all(), (kept, p)
+    # an input of another precision (bf16 under autocast) draws on the same float32 grid
+    y = BReLU()(torch.full((50_000,), 1.0, dtype=torch.bfloat16))
+    assert y.dtype == torch.bfloat16
+    assert abs(float((y != 0).float().mean()) - float(torch.sigmoid(torch.tensor(1.0)))) <= 5 * math.sqrt(
+        0.25 / 50_000
+    )
+
+
 @pytest.mark.parametrize("alpha", [1.0, 3.0])
 def test_gradient_modes_share_the_forward_and_differ_in_backward(alpha):
     x0 = torch.linspace(-2, 2, 41)

@@ -121,8 +121,41 @@ def test_attacks_respect_the_threat_model_and_clean_bound(digits_relu, digits):
     (sw,) = r.sweeps
     assert sw["kind"] == "eps" and sw["values"] == pytest.approx([0.0, 0.05, 0.2])
     assert sw["accuracy"][0] == r.clean_acc  # eps 0: APGD cannot move
-    assert sw["accuracy"][1] == r.attack("apgd-ce").accuracy  # same attack, same seed
+    assert sw["accuracy"][1] == r.attack("apgd-ce").accuracy  # the suite's APGD-CE: reused, not rerun
+    assert sw["reused"] == [None, "apgd-ce", None] and sw["n_points"] == 20 and sw["points"] == list(range(20))
     assert sw["accuracy"][2] < sw["accuracy"][1]
+
+
+@pytest.mark.parametrize("random", [False, True])
+def test_sweeps_run_on_a_seeded_balanced_subset_and_reuse_the_suite_pgd20(digits_relu, digits_brelu, digits, random):
+    from robact_bench.data import balanced_subset
+    from robact_bench.evaluation.masking import masking_checks
+
+    model = digits_brelu if random else digits_relu
+    x, y = _test_points(digits, 30)
+    kw = {"eot_iter": 2, "passes": 3, "select_passes": 2, "confirm_passes": 2} if random else {}
+    r = evaluate(model, x, y, "adaptive", eps=0.1, attacks=("pgd20",), sweep_eps=(0.5, 1.0), sweep_steps=(2, 20),
+                 sweep_points=12, seed=4, progress=False, **kw)  # fmt: skip
+    pgd = r.attack("pgd20")
+    eps_sweep, steps_sweep = r.sweeps
+    chosen = balanced_subset(y, 12, seed=4).sort().values.tolist()
+    for sw in r.sweeps:
+        assert sw["n_points"] == 12 and sw["points"] == chosen and "drawn with seed 4" in sw["point_rule"]
+        assert all(len(c) == 12 for c in sw["counts"])
+        for c in sw["counts"]:
+            assert all(0 <= a <= r.passes for a in c)
+            if not random:  # robust <= clean, point by point (a random model's passes are fresh draws)
+                assert all(a <= r.clean_counts[i] for a, i in zip(c, chosen, strict=True))
+    labels = torch.bincount(y[chosen], minlength=10)
+    assert int(labels.max()) - int(labels.min()) <= 1  # class-balanced
+    # the 1x eps point and the 20-step point are the suite's PGD-20: its counts on those points, not a rerun
+    assert eps_sweep["reused"] == [None, "pgd20"] and steps_sweep["reused"] == [None, "pgd20"]
+    assert eps_sweep["counts"][1] == steps_sweep["counts"][1] == [pgd.counts[i] for i in chosen]
+    by_name = {c["name"]: c for c in masking_checks(r)}
+    assert "(on 12 of the 30 points)" in by_name["accuracy_not_falling_with_steps"]["detail"]
+    again = evaluate(model, x, y, "adaptive", eps=0.1, attacks=("pgd20",), sweep_eps=(0.5,), sweep_steps=(2,),
+                     sweep_points=None, seed=4, progress=False, **kw)  # fmt: skip
+    assert again.sweeps[0]["n_points"] == 30 and again.sweeps[0]["point_rule"] == "every evaluated point"
 
 
 def test_adaptive_transfers_from_the_expected_value_surrogate(digits_brelu, digits):

@@ -49,6 +49,31 @@ def test_counts_of_a_fair_coin():
     assert predict_passes(_Coin(), x[:3], 4).shape == (4, 3)
 
 
+def test_scoring_passes_fill_whole_batches_pass_major():
+    """10 passes of 7 points in batches of 32: 3 forwards (32, 32, 6), each row a pass of the points in order."""
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.sizes: list[int] = []
+
+        def forward(self, x):
+            self.sizes.append(len(x))
+            ids = x.flatten(1)[:, 0].round().long()  # the point's own id as its predicted class
+            return torch.nn.functional.one_hot(ids, 7).float()
+
+    probe = Probe()
+    x = torch.arange(7).float().view(7, 1, 1, 1)
+    preds = predict_passes(probe, x, 10, batch_size=32)
+    assert probe.sizes == [32, 32, 6] and preds.shape == (10, 7)
+    assert torch.equal(preds, torch.arange(7).expand(10, 7))
+    assert torch.equal(correct_counts(probe, x, torch.arange(7), 10, batch_size=32), torch.full((7,), 10))
+    probe.sizes.clear()
+    assert predict_passes(probe, x, 3, batch_size=500).shape == (3, 7) and probe.sizes == [21]
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        predict_passes(probe, x, 2, batch_size=0)
+
+
 @pytest.mark.parametrize(("k", "n"), [(0, 50), (1, 50), (45, 50), (50, 50), (159, 200), (7, 9)])
 def test_clopper_pearson_equals_scipys_exact_interval(k, n):
     ref = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")

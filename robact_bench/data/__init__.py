@@ -175,20 +175,23 @@ def load_dataset(
     return x.contiguous(), y.contiguous()
 
 
-def balanced_subset(y: torch.Tensor, n: int) -> torch.Tensor:
-    """Indices of ``n`` points, class-balanced: round-robin over classes in index order.
+def balanced_subset(y: torch.Tensor, n: int, seed: int | None = None) -> torch.Tensor:
+    """Indices of ``n`` points, class-balanced: round-robin over classes.
 
     The k-th point of class 0, then of class 1, ..., then the (k+1)-th of each class; a fixed
-    rule, so every model and every rerun sees the same points.
+    rule, so every model and every rerun sees the same points. Within a class the order is the
+    index order, or with ``seed`` a permutation drawn from ``torch.Generator().manual_seed(seed)``
+    (one per class, in class order): a seeded subset, the same on every run with that seed.
     """
     if n > len(y):
         raise ValueError(f"asked for {n} examples but the split has {len(y)}")
     if n < 1:
         raise ValueError(f"asked for {n} examples; need at least 1")
     per_class = [torch.nonzero(y == c).flatten() for c in torch.unique(y)]
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
     rank = torch.empty(len(y), dtype=torch.long)
     for idx in per_class:
-        rank[idx] = torch.arange(len(idx))
+        rank[idx] = torch.arange(len(idx)) if gen is None else torch.randperm(len(idx), generator=gen)
     order = sorted(range(len(y)), key=lambda i: (int(rank[i]), int(y[i]), i))
     return torch.tensor(order[:n], dtype=torch.long)
 

@@ -48,6 +48,9 @@ class EvalConfig:
         sweeps: Run the suite's sweeps.
         sweep_eps: Override the eps sweep's grid (multiples of ``eps``).
         sweep_steps: Override the steps sweep's grid.
+        sweep_points: How many of the evaluated points the sweeps (diagnostics only, never in the
+            headline) run on: a class-balanced subset drawn with ``seed``
+            (:func:`~robact_bench.data.balanced_subset`); ``None``, or at least ``n_examples``: every point.
         autoattack_backend: ``auto``, ``pyautoattack`` or ``autoattack``.
         saf_betas: Override the symmetric-activation paper's beta grid (default: by dataset).
         saf_threshold: Rejection threshold on every class confidence.
@@ -71,6 +74,7 @@ class EvalConfig:
     sweeps: bool = True
     sweep_eps: tuple[float, ...] | None = None
     sweep_steps: tuple[int, ...] | None = None
+    sweep_points: int | None = 200
     autoattack_backend: str = "auto"
     saf_betas: tuple[float, ...] | None = None
     saf_threshold: float = 0.5
@@ -113,6 +117,10 @@ class EvalConfig:
         for v in self.sweep_eps or ():
             if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"sweep_eps values must be finite numbers >= 0 (multiples of eps); got {v!r}")
+        if self.sweep_points is not None and (
+            isinstance(self.sweep_points, bool) or not isinstance(self.sweep_points, int) or self.sweep_points < 1
+        ):
+            raise ValueError(f"sweep_points must be an integer >= 1 or None (every point); got {self.sweep_points!r}")
         for v in self.sweep_steps or ():
             if not _is_int(v, 1):
                 raise ValueError(f"sweep_steps values must be integers >= 1; got {v!r}")

@@ -45,6 +45,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -404,12 +405,36 @@ class _Engine:
         self.state.put(spec.name, unit)
         return rec
 
-    def sweep_unit(self, sweep: SweepSpec, values: tuple[float, ...]) -> dict[str, Any]:
+    def subset(self, positions: torch.Tensor) -> _Engine:
+        """The evaluation restricted to the points at ``positions`` (its chunks and their seeds are the subset's)."""
+        sub = copy.copy(self)
+        sub.xs, sub.ys = self.xs[positions], self.ys[positions]
+        sub.clean = {k: v[positions] for k, v in self.clean.items()}
+        return sub
+
+    def sweep_positions(self) -> torch.Tensor:
+        """The points the sweeps run on: ``cfg.sweep_points`` of them, class-balanced and seeded, in order."""
+        n, k = len(self.xs), self.cfg.sweep_points
+        if k is None or k >= n:
+            return torch.arange(n)
+        return balanced_subset(self.ys, k, seed=self.cfg.seed).sort().values
+
+    def sweep_unit(self, sweep: SweepSpec, values: tuple[float, ...],
+                   ran: dict[str, tuple[AttackSpec, AttackRecord]]) -> dict[str, Any]:  # fmt: skip
+        """One sweep on :meth:`sweep_positions`; a point that is a suite attack that ran (``ran``) reuses its counts.
+
+        A point is that attack when it runs the same library attack with the same parameters,
+        EOT, draws, surrogate and bound at the same eps, on every point (not cascaded): then its
+        per-point counts are that attack's on the subset's points, and the point says
+        ``reused: <attack>``.
+        """
         spec = sweep.attack
         target, eot, reason = self.attacked_model(spec)
         if reason is not None:
             return {"kind": sweep.kind, "attack": spec.name, "skipped": reason}
-        xs_values, points = [], []
+        positions = self.sweep_positions()
+        sub = self.subset(positions)
+        xs_values, points, reused = [], [], []
         for v in tqdm(values, desc=f"sweep {sweep.kind} {spec.name}", disable=not self.progress, leave=False):
             name = f"sweep:{sweep.kind}:{spec.name}:{v:g}"
             done = self.state.get(name)
@@ -417,12 +442,19 @@ class _Engine:
             if self.cfg.norm == "Linf":
                 eps = min(1.0, eps)  # a Linf ball beyond [0, 1] changes nothing
             xs_values.append(eps if sweep.kind == "eps" else int(v))
-            if done is None:
-                overrides = {str(spec.steps_param): int(v)} if sweep.kind == "steps" else {}
-                unit_spec = replace(spec, name=name, group=None, reported=False)
-                got = self.attack_chunks(unit_spec, target, eot, eps=eps, robust=None, overrides=overrides)
-                done = {"counts": list(_ints(got["counts"]) or ()), "record": got["record"]}
-                self.state.put(name, done)
+            overrides = {str(spec.steps_param): int(v)} if sweep.kind == "steps" else {}
+            same = _same_attack(spec, overrides, eps, self.eps_of(spec, self.cfg.eps), ran)
+            if same is not None:
+                counts = torch.tensor(same.counts, dtype=torch.long)[positions]
+                done = {"counts": counts.tolist(), "record": same.record}
+                reused.append(same.name)
+            else:
+                if done is None:
+                    unit_spec = replace(spec, name=name, group=None, reported=False)
+                    got = sub.attack_chunks(unit_spec, target, eot, eps=eps, robust=None, overrides=overrides)
+                    done = {"counts": list(_ints(got["counts"]) or ()), "record": got["record"]}
+                    self.state.put(name, done)
+                reused.append(None)
             points.append(done)
         counts = [torch.tensor(p["counts"], dtype=torch.long) for p in points]
         rules = [rule_accuracies(c, self.passes) for c in counts]
@@ -440,7 +472,28 @@ class _Engine:
             "counts": [list(_ints(c) or ()) for c in counts],
             "passes": self.passes,
             "eps": self.cfg.eps if sweep.kind == "steps" else None,
+            "n_points": len(positions),
+            "points": positions.tolist(),
+            "point_rule": (
+                "every evaluated point" if len(positions) == len(self.xs) else
+                f"{len(positions)} of the {len(self.xs)} points, class-balanced, drawn with seed {self.cfg.seed} "
+                "(balanced_subset); positions into the evaluated points"
+            ),
+            "reused": reused,
         }
+
+
+def _same_attack(spec: AttackSpec, overrides: dict[str, Any], eps: float, suite_eps: float,
+                 ran: dict[str, tuple[AttackSpec, AttackRecord]]) -> AttackRecord | None:  # fmt: skip
+    """The record of a suite attack that ran on every point and is ``spec`` with ``overrides`` at ``eps``."""
+    if eps != suite_eps:
+        return None
+    want = (spec.backend, spec.attack, {**spec.params, **overrides}, spec.eot, spec.via, spec.draws, spec.bound)
+    for other, rec in ran.values():
+        have = (other.backend, other.attack, dict(other.params), other.eot, other.via, other.draws, other.bound)
+        if have == want and other.group is None and not rec.cumulative:
+            return rec
+    return None
 
 
 def _record(name: str, got: dict[str, Any], passes: int, record: dict[str, Any], *, cumulative: bool) -> AttackRecord:
@@ -622,9 +675,11 @@ def run_evaluation(
 
     sweeps: list[dict[str, Any]] = []
     if cfg.sweeps:
+        by_name = {spec.name: spec for spec in specs}
+        ran = {r.name: (by_name[r.name], r) for r in records if r.name in by_name}
         for sw in suite_obj.sweeps:
             override = cfg.sweep_eps if sw.kind == "eps" else cfg.sweep_steps
-            sweeps.append(eng.sweep_unit(sw, tuple(override) if override is not None else sw.values))
+            sweeps.append(eng.sweep_unit(sw, tuple(override) if override is not None else sw.values, ran))
     saf = _saf_unit(eng, dataset) if suite_obj.saf_samples else None
 
     passes = eng.passes

@@ -290,13 +290,27 @@ def _blackbox(result: EvalResult) -> tuple[bool | None, Any, str]:
                          f"attack ({', '.join(r.name for r in white)}) missed")  # fmt: skip
 
 
+def _sweep_n(result: EvalResult, sw: dict[str, Any]) -> int:
+    """How many points the sweep ran on (``n_points``: a subset of the evaluated points; else all of them)."""
+    return int(sw.get("n_points", result.n_examples))
+
+
 def _sweep_points(result: EvalResult, sw: dict[str, Any], j: int) -> tuple[int, int]:
-    """(sum of correct passes, passes per point) at sweep value ``j``."""
+    """(sum of correct passes, passes per point) at sweep value ``j``, over the sweep's points."""
     passes = int(sw.get("passes", result.passes))
     counts = sw.get("counts")
     if counts:
         return sum(counts[j]), passes
-    return round(float(sw["accuracy"][j]) * result.n_examples * passes), passes
+    return round(float(sw["accuracy"][j]) * _sweep_n(result, sw) * passes), passes
+
+
+def _headline_on_sweep(result: EvalResult, sw: dict[str, Any]) -> int | None:
+    """Our headline's correct passes summed over the sweep's points (``None`` without per-point counts)."""
+    if result.robust_counts is None or not sw.get("counts"):
+        return None
+    positions = sw.get("points")
+    counts = result.robust_counts
+    return sum(counts) if positions is None else sum(counts[i] for i in positions)
 
 
 @_check(
@@ -315,8 +329,11 @@ def _large_eps(result: EvalResult) -> tuple[bool | None, Any, str]:
     if eps_max < min(LARGE_EPS_FACTOR * result.eps, 1.0 if result.threat_model == "Linf" else float("inf")) - 1e-12:
         return None, acc, f"the sweep's largest eps {eps_max:g} is below {LARGE_EPS_FACTOR:g} x eps; not judged"
     right, passes = _sweep_points(result, sw, j)
+    n = _sweep_n(result, sw)
     detail = f"{sw['attack']} at eps {eps_max:g}: accuracy {_pct(acc)} (a sign above {_pct(LARGE_EPS_MAX_ACC)})"
-    return 20 * right <= result.n_examples * passes, acc, detail
+    if n != result.n_examples:
+        detail += f", on {n} of the {result.n_examples} points"
+    return 20 * right <= n * passes, acc, detail
 
 
 @_check(
@@ -334,13 +351,17 @@ def _steps_check(result: EvalResult) -> tuple[bool | None, Any, str]:
     lo, hi = order[0], order[-1]
     (r_lo, passes), (r_hi, _) = _sweep_points(result, sw, lo), _sweep_points(result, sw, hi)
     a_lo, a_hi = float(sw["accuracy"][lo]), float(sw["accuracy"][hi])
+    n = _sweep_n(result, sw)
     detail = f"{sw['attack']}: {_pct(a_lo)} at {sw['values'][lo]} steps, {_pct(a_hi)} at {sw['values'][hi]} steps"
-    if 20 * r_lo <= result.n_examples * passes:
+    if n != result.n_examples:
+        detail += f" (on {n} of the {result.n_examples} points)"
+    if 20 * r_lo <= n * passes:
         return True, a_lo - a_hi, detail + " (nothing left to fall)"
-    k = min_points(result.n_examples)
-    above = r_hi - sum(result.robust_counts) if result.robust_counts is not None and sw.get("counts") else None
+    k = min_points(n)
+    head = _headline_on_sweep(result, sw)
+    above = r_hi - head if head is not None else None
     if above is not None and above < k * passes:  # the longest run already reaches what our strongest attacks reach
-        return True, a_lo - a_hi, detail + f", within {k} points of our headline {_pct(result.robust_acc or 0.0)}"
+        return True, a_lo - a_hi, detail + f", within {k} points of our headline on those points"
     return r_lo - r_hi >= k * passes, a_lo - a_hi, detail + (
         f" (a sign unless it falls by {k} points, or ends within {k} points of our headline)"
     )

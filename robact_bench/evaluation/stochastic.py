@@ -42,21 +42,27 @@ def predict_passes(model: nn.Module, x: torch.Tensor, passes: int, batch_size: i
     """Predicted labels of ``passes`` independent forward passes, shape ``(passes, N)`` (CPU).
 
     The model is put in ``eval()`` mode (BatchNorm statistics frozen; stochastic activations
-    stay random) and restored afterwards.
+    stay random) and restored afterwards. The ``passes * N`` images (pass-major: pass 0's N
+    points, then pass 1's, ...) go through the model in batches of ``batch_size``, so a few
+    points with many passes still fill whole batches; every image of a batch is its own draw.
     """
     if passes < 1:
         raise ValueError(f"passes must be >= 1; got {passes}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}")
     was_training = model.training
     model.eval()
     device = model_device(model)
+    n = len(x)
     try:
-        out = torch.empty(passes, len(x), dtype=torch.long)
-        for r in range(passes):
-            for i in range(0, len(x), batch_size):
-                out[r, i : i + batch_size] = model(x[i : i + batch_size].to(device)).argmax(1).cpu()
+        out = torch.empty(passes * n, dtype=torch.long)
+        x_dev = x.to(device)
+        for i in range(0, passes * n, batch_size):
+            flat = torch.arange(i, min(i + batch_size, passes * n), device=device)
+            out[i : i + len(flat)] = model(x_dev[flat % n]).argmax(1).cpu()
     finally:
         model.train(was_training)
-    return out
+    return out.view(passes, n)
 
 
 def correct_counts(
