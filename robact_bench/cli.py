@@ -527,6 +527,7 @@ def _eval(args: argparse.Namespace) -> int:
         suite=args.suite, eps=args.eps, norm=args.norm, n_examples=None, seed=args.seed,
         eot_iter=args.eot_iter, passes=args.passes, select_passes=args.select_passes,
         confirm_passes=args.confirm_passes, eot_mode=args.eot_mode, batch_size=args.batch_size,
+        precision=args.precision,
         attacks=tuple(args.attacks) if args.attacks else None, sweeps=args.sweeps,
         sweep_eps=tuple(args.sweep_eps) if args.sweep_eps else None,
         sweep_steps=tuple(args.sweep_steps) if args.sweep_steps else None,
@@ -803,6 +804,9 @@ def build_parser() -> argparse.ArgumentParser:
     _pass_flags(p_eval)
     p_eval.add_argument("--eot-mode", choices=("batched", "sequential"), default="batched",
                         help="K samples in one batched pass (default) or the libraries' own loops")  # fmt: skip
+    p_eval.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="the model's layers inside the attacks: fp32 (default) or bf16 autocast (needs "
+                             "native bf16: AVX512-BF16/AMX CPU or a bf16 GPU); scoring is always fp32")  # fmt: skip
     p_eval.add_argument("--attacks", nargs="+", default=None, metavar="NAME", help="only these attacks")
     p_eval.add_argument("--sweeps", action=argparse.BooleanOptionalAction, default=True,
                         help="run the suite's accuracy-vs-eps/steps sweeps (default: on)")  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Any
 
 from robact_bench.attacks.autoattack import BACKENDS
 from robact_bench.attacks.common import NORMS
+from robact_bench.attacks.precision import PRECISIONS
 from robact_bench.fileio import to_jsonable
 from robact_bench.registry import check_kwargs
 
@@ -55,6 +56,9 @@ class EvalConfig:
         saf_betas: Override the symmetric-activation paper's beta grid (default: by dataset).
         saf_threshold: Rejection threshold on every class confidence.
         n_nonsense: Nonsense samples generated.
+        precision: ``fp32`` or ``bf16``: the precision of the model's layers *inside the attacks*
+            (:class:`~robact_bench.attacks.precision.Bf16Model`: bf16 autocast, fp32 logits).
+            Scoring (clean, R/S/M passes) is always fp32 on the unwrapped model.
 
     """
 
@@ -79,6 +83,7 @@ class EvalConfig:
     saf_betas: tuple[float, ...] | None = None
     saf_threshold: float = 0.5
     n_nonsense: int = 1000
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         from robact_bench.attacks.suites import SUITES
@@ -104,6 +109,8 @@ class EvalConfig:
             raise ValueError(f"seed must be an integer >= 0; got {self.seed!r}")
         if self.eot_mode not in EOT_MODES:
             raise ValueError(f"eot_mode must be one of {', '.join(EOT_MODES)}; got {self.eot_mode!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
         if self.autoattack_backend not in BACKENDS:
             raise ValueError(
                 f"autoattack_backend must be one of {', '.join(BACKENDS)}; got {self.autoattack_backend!r}"

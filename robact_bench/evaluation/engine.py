@@ -63,6 +63,7 @@ from robact_bench.activations import is_stochastic
 from robact_bench.attacks.backends import BACKENDS, AttackRequest
 from robact_bench.attacks.common import AttackOutput, check_inputs, model_device
 from robact_bench.attacks.eot import EOTModel
+from robact_bench.attacks.precision import check_precision, with_precision
 from robact_bench.attacks.record import FixedDraws, QueryRecorder
 from robact_bench.attacks.suites import AttackSpec, Suite, SweepSpec, get_suite
 from robact_bench.data import balanced_subset
@@ -230,6 +231,9 @@ class _Engine:
             if count == 0:
                 return base, None, f"the model has no activation with a surrogate ({spec.via} needs one)"
             random = is_stochastic(base)
+        # bf16 (cfg.precision): the base model's layers under autocast, fp32 logits out; EOT, fixed
+        # draws and the query recorder wrap it, so their averaging and matching stay fp32
+        base = with_precision(base, self.cfg.precision)
         if spec.draws == "fixed":
             if not random:
                 return base, None, "the model has no random draws to fix"
@@ -625,6 +629,7 @@ def run_evaluation(
     idx = balanced_subset(y, cfg.n_examples) if cfg.n_examples is not None else torch.arange(len(y))
     xs, ys = x[idx].contiguous().cpu(), y[idx].contiguous().cpu()
     check_model_output(model, xs, ys, cfg.batch_size)
+    check_precision(cfg.precision, model_device(model))
     notes: list[str] = []
     model.eval()
     torch.manual_seed(cfg.seed)

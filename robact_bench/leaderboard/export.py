@@ -419,6 +419,7 @@ def to_robustbench(
             "clean_acc_all_right": result.clean_acc_all_right,
             "suite": result.suite,
             "eot_mode": result.eot_mode,
+            "precision": result.eval_config.get("precision", "fp32"),
             "reported_protocol": (
                 f"{reported}: the suite's non-adaptive protocol attack (expected rule)"
                 if reported
