@@ -324,16 +324,39 @@ def test_a_random_model_attacked_without_eot_fails_the_eot_check(digits, digits_
     assert c["fixed_randomness"]["passed"] is True, c["fixed_randomness"]["detail"]
 
 
-def test_random_model_where_eot_matters_reports_the_naive_number_as_overstated(digits, digits_brelu):
-    """A naturally trained BReLU MLP: PGD-20 without EOT overstates its accuracy (kind a, not a verdict)."""
+class _RandomPhase(torch.nn.Module):
+    """A deterministic model plus ``(s / k) sin(k x.w + phi)``, ``phi`` drawn per image and pass.
+
+    The term moves a logit by at most ``s / k`` = 0.003, but at one draw its gradient is a push of
+    size ``s |w|`` whose sign is random; over the draws it averages to zero. So one draw's gradient
+    is mostly noise and the expected gradient is the base model's: what EOT is for.
+    """
+
+    def __init__(self, base: torch.nn.Module, scale: float = 3.0, k: float = 1000.0) -> None:
+        super().__init__()
+        self.base, self.scale, self.k = base, scale, k
+        self.register_buffer("w", torch.randn(64, 10, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        phase = 2 * math.pi * torch.rand(len(x), 1, device=x.device)
+        return self.base(x) + self.scale / self.k * torch.sin(self.k * (x.flatten(1) @ self.w) + phase)
+
+
+def test_random_model_where_eot_matters_reports_the_naive_number_as_overstated(digits, digits_relu):
+    """PGD-20 without EOT on a model whose one-draw gradient is noise overstates its accuracy (kind a, not a verdict).
+
+    Measured on seeds 0-2 while writing the test: the gap is 50-60 correct passes of 500, against
+    a threshold of min_points(100) * R = 10.
+    """
     _, _, xte, yte = digits
-    r = evaluate(digits_brelu, xte, yte, "adaptive", eps=0.1, n_examples=100, eot_iter=10, passes=5,
-                 attacks=["pgd20", "pgd20-noeot", "fgsm"], sweeps=False, progress=False)  # fmt: skip
+    with pytest.warns(UserWarning):  # declared deterministic, measured random
+        r = evaluate(_RandomPhase(digits_relu).eval(), xte, yte, "adaptive", eps=0.1, n_examples=100, eot_iter=10,
+                     passes=5, attacks=["pgd20", "pgd20-noeot", "fgsm"], sweeps=False, progress=False)  # fmt: skip
     c = checks(r)["naive_overstates"]
     assert r.stochastic and c["kind"] == "overstated"
     assert c["passed"] is False
     gap = sum(r.attack("pgd20-noeot").counts) - sum(r.attack("pgd20").counts)
-    assert gap >= min_points(100) * r.passes
+    assert gap >= 3 * min_points(100) * r.passes
     assert "pgd20-noeot" in c["detail"] and "naive_overstates" not in masking_verdict(r.masking)["failed"]
 
 
