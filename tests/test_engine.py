@@ -272,3 +272,17 @@ def test_art_suite_runs_through_the_art_adapter(digits_relu, digits_brelu, digit
     # a random model: ART attacks the batched EOT model (ART's own EoT is for input transforms only)
     rb = evaluate(digits_brelu, x, y, "art", eps=0.1, eot_iter=3, passes=3, attacks=("art-pgd20",), progress=False)
     assert rb.attack("art-pgd20").record["eot"]["k"] == 3
+
+
+def test_the_weights_get_no_gradient_during_an_evaluation_and_require_it_again_after(digits_relu, digits):
+    """torchattacks' CW calls backward(): with the parameters frozen for the evaluation no weight gradient is made."""
+    import copy
+
+    model = copy.deepcopy(digits_relu)
+    for p in model.parameters():
+        p.grad = None
+    x, y = _test_points(digits, 10)
+    r = evaluate(model, x, y, "adaptive", eps=0.1, attacks=("cw", "pgd20"), sweeps=False, progress=False)
+    assert r.attack("cw").record["attack"] == "CW" and r.robust_acc <= r.clean_acc
+    assert all(p.grad is None for p in model.parameters())
+    assert all(p.requires_grad for p in model.parameters())

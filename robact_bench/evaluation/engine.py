@@ -51,6 +51,8 @@ import math
 import time
 import warnings
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -619,7 +621,47 @@ def run_evaluation(
     state_path: str | None = None,
     resume: bool = False,
 ) -> EvalResult:
-    """:func:`evaluate` with a ready :class:`EvalConfig` (the CLI and the main job call this)."""
+    """:func:`evaluate` with a ready :class:`EvalConfig` (the CLI and the main job call this).
+
+    The model's parameters do not require grad while it runs (restored after): attacks need the
+    gradient with respect to the input only, and a library that calls ``backward()`` (torchattacks'
+    CW) would otherwise compute every weight's gradient too. Values and input gradients are unchanged.
+    """
+    with _input_gradients_only(model):
+        return _run_evaluation(model, x, y, cfg, model_name=model_name, title=title, dataset=dataset, split=split,
+                               spec=spec, training=training, progress=progress, quick=quick, state_path=state_path,
+                               resume=resume)  # fmt: skip
+
+
+@contextmanager
+def _input_gradients_only(model: nn.Module) -> Iterator[None]:
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+
+
+def _run_evaluation(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: EvalConfig,
+    *,
+    model_name: str,
+    title: str,
+    dataset: str,
+    split: str,
+    spec: dict[str, Any] | None,
+    training: dict[str, Any] | None,
+    progress: bool,
+    quick: bool,
+    state_path: str | None,
+    resume: bool,
+) -> EvalResult:
     t0 = time.perf_counter()
     suite_obj = get_suite(cfg.suite)
     if not isinstance(y, torch.Tensor) or y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
