@@ -73,7 +73,7 @@ from robact_bench.attacks.eot import EOTModel
 from robact_bench.attacks.record import QueryRecorder
 from robact_bench.attacks.suites import AttackSpec, get_suite
 from robact_bench.data import balanced_subset, load_dataset
-from robact_bench.evaluation.engine import _Engine
+from robact_bench.evaluation.engine import _Engine, _input_gradients_only
 from robact_bench.evaluation.state import EvalState
 from robact_bench.fileio import atomic_write_json, environment
 from robact_bench.jobs import load_board
@@ -268,7 +268,15 @@ def _main_sizes(cfg: Any, n: int, stochastic: bool) -> set[int]:
 
 
 def run_one(model_key: str, family: str, n: int, *, recorder: bool, min_s: float) -> dict[str, Any]:
-    """Profile one (model, attack family, n): wall, counted work and the bound, measured side by side."""
+    """Profile one (model, attack family, n): wall, counted work and the bound, measured side by side.
+
+    The weights do not require grad, as in :func:`~robact_bench.evaluation.engine.run_evaluation`.
+    """
+    with _input_gradients_only(_model(MODELS[model_key])):
+        return _run_one(model_key, family, n, recorder=recorder, min_s=min_s)
+
+
+def _run_one(model_key: str, family: str, n: int, *, recorder: bool, min_s: float) -> dict[str, Any]:
     entry = MODELS[model_key]
     cfg = replace(_eval_cfg(), n_examples=n)
     base = _model(entry)
