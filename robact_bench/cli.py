@@ -685,7 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
         "boards", nargs="*", metavar="BOARD", help="board names or files (default: the main job, digits, seed 0, n 100)"
     )
     p_run.add_argument(
-        "--full", action="store_true", help="run the published boards (digits mnist5k, every seed) into . (~2 h)"
+        "--full", action="store_true", help="run the published boards (digits mnist5k, every seed) into . (hours)"
     )
     p_run.add_argument(
         "--quick",
