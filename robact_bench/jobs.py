@@ -603,7 +603,13 @@ def _export(board: Board, entry: BoardEntry, result: EvalResult, spec: ModelSpec
 
 def run_entry(board: Board, entry: BoardEntry, seed: int | None, *, out: str | os.PathLike[str] = ".",
               progress: bool = True, resume: bool = False, quick: bool = False) -> EvalResult:  # fmt: skip
-    """Train (or load) one entry, evaluate it, write its ``eval.json`` and its board entry."""
+    """Train (or load) one entry, evaluate it, write its ``eval.json`` and its board entry.
+
+    The evaluation saves each finished unit (clean pass, attack, sweep point) in
+    ``eval.state.json`` beside ``eval.json``; with ``resume`` a stopped unit continues from it
+    (the same numbers, :mod:`robact_bench.evaluation.state`), without it the file is discarded.
+    The file is removed once ``eval.json`` is written.
+    """
     from robact_bench.data import load_dataset
     from robact_bench.evaluation.engine import run_evaluation
 
@@ -612,10 +618,14 @@ def run_entry(board: Board, entry: BoardEntry, seed: int | None, *, out: str | o
     model, spec, training, folder = _model(board, entry, seed, out / "runs" / board.dataset, resume=resume,
                                            progress=progress)  # fmt: skip
     x, y = load_dataset(board.dataset, "test")
+    state = folder / "eval.state.json"  # finished attacks, so a stopped unit goes on where it stopped
+    if not resume:
+        state.unlink(missing_ok=True)
     result = run_evaluation(model, x, y, board.eval_cfg, model_name=file_name, title=entry.title,
                             dataset=board.dataset, split="test", spec=spec.to_dict(), training=training,
-                            progress=progress, quick=quick)  # fmt: skip
+                            progress=progress, quick=quick, state_path=str(state), resume=resume)  # fmt: skip
     atomic_write_json(folder / "eval.json", result.to_dict())
+    state.unlink(missing_ok=True)
     weights = _publish_weights(board, file_name, folder, out) if board.publish_weights else None
     _export(board, entry, result, spec, file_name, weights, out)
     return result

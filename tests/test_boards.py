@@ -135,7 +135,9 @@ def test_the_shipped_boards_resolve_to_the_published_rows():
         assert paper.model.drelu_head_m_init == 100.0 and binding.model.drelu_head_m_init < 100.0
         assert by[f"{arch}_ReLU_SReLUHead"].run.model.drelu_head_act == "srelu"
         assert by[f"{arch}_ReLU_SReLUHead"].run.train == paper.train
-        assert board.eval_cfg.suite == "adaptive" and board.eval_cfg.eps == 0.1 and board.eval_cfg.n_examples == 50
+        assert board.eval_cfg.suite == "adaptive" and board.eval_cfg.eps == 0.1
+    # digits on its whole test split (364 points), mnist5k on half of its 1,000 (the time it takes: README)
+    assert board.eval_cfg.n_examples == {"digits": 364, "mnist5k": 500}[board.name]
 
 
 def test_run_without_a_board_is_the_main_job_and_full_the_published_boards(capsys):
@@ -156,7 +158,7 @@ def test_run_without_a_board_is_the_main_job_and_full_the_published_boards(capsy
     assert board.folder(out) == Path("runs/main/leaderboards/digits/Linf")
     boards, out = resolve_run(parse(["run", "--full"]))
     assert [b.name for b in boards] == list(PUBLISHED_BOARDS) == ["digits", "mnist5k"] and out == Path(".")
-    assert all(b.seeds == (0, 1, 2) and b.eval_cfg.n_examples == 50 for b in boards)
+    assert [(b.seeds, b.eval_cfg.n_examples) for b in boards] == [((0, 1, 2), 364), ((0, 1, 2), 500)]
     # the flags keep their meaning with the main job
     [quick], out = resolve_run(parse(["run", "--quick"]))
     assert quick.seeds == (0,) and quick.eval_cfg.n_examples == 8 and out == Path("runs/quick")
@@ -164,7 +166,7 @@ def test_run_without_a_board_is_the_main_job_and_full_the_published_boards(capsy
     assert [e.name for e in some.entries] == ["MLP2_ReLU_PGDAT"] and some.eval_cfg.n_examples == 100
     assert out == Path("elsewhere")
     [digits], out = resolve_run(parse(["run", "digits"]))
-    assert digits.seeds == (0, 1, 2) and digits.eval_cfg.n_examples == 50 and out == Path(".")
+    assert digits.seeds == (0, 1, 2) and digits.eval_cfg.n_examples == 364 and out == Path(".")
     assert main(["run", "--full", "digits"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["robact-bench: error: --full runs the published boards (digits mnist5k); give --full or board "
