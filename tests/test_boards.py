@@ -98,6 +98,56 @@ def test_a_board_with_a_trained_and_a_submitted_entry_runs_validates_and_renders
     assert meta["metadata"]["converted"]["normalization"]["mean"] == pytest.approx(mean)
 
 
+def _eval_numbers(path: Path) -> dict:
+    result = json.loads(path.read_text())
+    return {"clean": result["clean_counts"], "robust": result["robust_counts"],
+            "attacks": [(a["name"], a["flags"], a["accuracy"]) for a in result["attacks"]]}  # fmt: skip
+
+
+def test_a_stopped_unit_goes_on_from_its_finished_attacks_and_ends_with_the_same_numbers(tmp_path, monkeypatch):
+    """`run --resume` after a stop inside an evaluation: the attacks that finished are not run again."""
+    from robact_bench.evaluation.engine import _Engine
+    from robact_bench.jobs import run_board
+
+    board = load_board(_board(tmp_path, """
+  - name: Mine_BReLU_PGDAT
+    title: a stochastic MLP
+    method: Robustness through Random Activation (BReLU)
+    model: {arch: mlp2, act: brelu, arch_kwargs: {hidden: [32, 32]}}
+    train: {recipe: pgd_at, epochs: 1, val_fraction: 0.0}
+"""))  # fmt: skip
+    run_board(board, out=tmp_path / "whole", progress=False)
+    whole = _eval_numbers(tmp_path / "whole" / "runs" / "digits" / "Mine_BReLU_PGDAT" / "seed3" / "eval.json")
+    assert [a[0] for a in whole["attacks"]] == ["apgd-ce", "pgd20", "fgsm"]
+
+    attack_unit, ran = _Engine.attack_unit, []
+
+    def stop_at_pgd20(self, spec, group_robust):
+        if spec.name == "pgd20":
+            raise RuntimeError("stopped")
+        return attack_unit(self, spec, group_robust)
+
+    def counting(self, spec, target, eot, **kw):
+        ran.append(spec.name)
+        return attack_chunks(self, spec, target, eot, **kw)
+
+    out = tmp_path / "stopped"
+    folder = out / "runs" / "digits" / "Mine_BReLU_PGDAT" / "seed3"
+    monkeypatch.setattr(_Engine, "attack_unit", stop_at_pgd20)
+    with pytest.raises(RuntimeError, match="stopped"):
+        run_board(board, out=out, progress=False, resume=True)
+    saved = json.loads((folder / "eval.state.json").read_text())["units"]
+    assert {"clean", "apgd-ce"} <= set(saved) and "pgd20" not in saved and not (folder / "eval.json").exists()
+    monkeypatch.setattr(_Engine, "attack_unit", attack_unit)
+    attack_chunks = _Engine.attack_chunks
+    monkeypatch.setattr(_Engine, "attack_chunks", counting)
+    run_board(board, out=out, progress=False, resume=True)
+    assert ran == ["pgd20", "fgsm"]  # apgd-ce came from the state file
+    assert _eval_numbers(folder / "eval.json") == whole
+    assert not (folder / "eval.state.json").exists()
+    assert validate_paths([board.folder(out)]).ok
+
+
 @pytest.mark.parametrize(
     ("entries", "match"),
     [
