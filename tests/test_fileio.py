@@ -146,3 +146,29 @@ def test_resuming_the_main_job_removes_temporary_files_before_publishing(tmp_pat
     monkeypatch.setattr(publish, "publish", lambda d: seen.append(sorted(Path(d).rglob("*.tmp"))) or [Path(d)])
     run_board(replace(load_board("digits"), entries=()), out=tmp_path, resume=True)
     assert seen == [[]] and not any(p.exists() for p in stale)
+
+
+def test_json_files_keep_lists_of_scalars_on_one_line_and_the_same_content(tmp_path):
+    import json
+
+    obj = {
+        "counts": list(range(364)),
+        "flags": "0110",
+        "empty": {},
+        "none": [],
+        "nested": [{"a": [1.5, None, True, "é"]}, [1, 2], [], {"b": {}}],
+        "nan": float("nan"),
+        "tuple": (1, (2, 3)),
+        7: "key made a string",
+    }
+    path = atomic_write_json(tmp_path / "x.json", obj)
+    text = path.read_text(encoding="utf-8")
+    expected = json.loads(json.dumps(fileio.to_jsonable(obj)))
+    assert json.loads(text) == expected and expected["nan"] is None and expected["7"] == "key made a string"
+    lines = text.splitlines()
+    assert f'  "counts": {json.dumps(list(range(364)))},' in lines  # 364 numbers, one line
+    assert '      "a": [1.5, null, true, "é"]' in lines and "    [1, 2]," in lines
+    assert '  "tuple": [' in lines and "    [2, 3]" in lines  # a list holding a list is indented
+    assert len(lines) == 22
+    # a fully indented file of the same object has a line per number
+    assert len(json.dumps(expected, indent=2).splitlines()) > 364
