@@ -120,3 +120,34 @@ def test_on_a_random_model_every_component_hands_back_its_strongest_image_never_
             assert bool((im - x).flatten(1).abs().amax(1).gt(0).all()), out.name  # no row is the clean image
         assert out.record["points_attacked"] == 12 and out.library_robust.shape == (12,)
     assert len(outs[2].candidates) == 1  # APGD-T: one image per target class (2), the first is x_adv
+
+
+def _unique_within(rows: torch.Tensor, clean: torch.Tensor, radius: float, norm: str) -> list[int]:
+    """The reference rule, by brute force: the only clean image within ``radius`` of a row, else -1."""
+    out = []
+    for r in rows.flatten(1):
+        diff = r.unsqueeze(0) - clean.flatten(1)
+        dist = diff.abs().amax(1) if norm == "Linf" else diff.norm(dim=1)
+        near = torch.nonzero(dist <= radius).flatten().tolist()
+        out.append(near[0] if len(near) == 1 else -1)
+    return out
+
+
+@pytest.mark.parametrize("norm, eps", [("Linf", 0.1), ("L2", 0.5)])
+def test_subset_queries_map_exactly_as_the_brute_force_rule_with_close_and_duplicate_points(norm, eps):
+    torch.manual_seed(3)
+    x = torch.rand(40, 1, 6, 6)
+    x[5] = x[4]  # a duplicate: no query near it belongs to a single point
+    x[7] = (x[6] + 1.5 * eps / 36**0.5 * torch.sign(torch.randn(1, 6, 6))).clamp(0, 1)  # closer than 2 eps
+    y = torch.randint(0, 3, (40,))
+    rec = QueryRecorder(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 3)), x, y, eps=eps, norm=norm)
+    assert not bool(rec._isolated[4]) and not bool(rec._isolated[5]) and int(rec._isolated.sum()) <= 38
+    idx = torch.tensor([0, 3, 4, 5, 6, 7, 7, 12, 39, 6])
+    delta = torch.randn(len(idx), 1, 6, 6)
+    size = delta.abs().amax((1, 2, 3)) if norm == "Linf" else delta.flatten(1).norm(dim=1)
+    scale = eps / size.view(-1, 1, 1, 1)
+    q = x[idx] + torch.tensor([0.5, 0.99, 0.3, 0.2, 0.9, 0.9, 0.1, 1.5, 3.0, 0.0]).view(-1, 1, 1, 1) * scale * delta
+    q = torch.cat([q, torch.rand(3, 1, 6, 6)])  # nothing of ours
+    want = _unique_within(q, x, eps + 1e-5, norm)
+    assert rec._map(q).tolist() == want
+    assert want[:3] == [0, 3, -1] and want[3] == -1 and want[8] == -1 and want[-3:] == [-1, -1, -1]

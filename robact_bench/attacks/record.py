@@ -13,11 +13,15 @@ seed, so the model is a fixed deterministic function (Carlini et al., *On Evalua
 Robustness*, 2019: "verify that attacks succeed if randomness is fixed").
 
 **Which point a query belongs to.** Libraries call the model with the whole batch, with the
-points still robust, or with smaller subsets (Square, FAB). A query of ``B`` rows equal to the
-chunk's size is matched row by row; otherwise each row is matched through an 8-dimensional
-random projection of the clean images (a query inside the threat model lies within a known
-distance of its clean image in every projected coordinate), and every match is verified with
-the exact distance. A row that matches no point, or two, is left unmapped and only counted.
+points still robust, or with smaller subsets (Square, FAB). A row belongs to point ``i`` when
+``i`` is the only clean image within the threat model's distance (plus :data:`TOLERANCE`) of it;
+a row that is within that distance of no point, or of two, is left unmapped and only counted.
+A query of ``B`` rows equal to the chunk's size is matched row by row. Otherwise one matrix
+product gives every row's squared L2 distance to every clean image: it bounds which points can
+be within the radius (for Linf, ``||v||_2 <= sqrt(d) ||v||_inf``), and the nearest one is the
+row's candidate. A candidate within the radius that is *isolated* (no other clean image within
+twice the radius, so by the triangle inequality no other point can claim the row) is taken at
+once; the other rows get the exact distance to every point the bound leaves.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from torch import nn
 
 #: slack on the threat-model distance when matching a query to its clean image
 TOLERANCE = 1e-5
-#: dimension of the random projection used to match queries of subsets
-_KEY_DIM = 8
+#: rows of the exact fallback's distance computation are taken in blocks of this many elements
+_BLOCK = 1 << 22
 
 
 def margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -69,12 +73,14 @@ class QueryRecorder(nn.Module):
         self._flat = self._x.flatten(1)
         self._y = y.detach().to(device)
         self.eps, self.norm, self.bounded = float(eps), norm, bounded
-        n, d = self._flat.shape
-        gen = torch.Generator().manual_seed(0)
-        self._proj = torch.randn(d, _KEY_DIM, generator=gen).to(device=device, dtype=self._flat.dtype)
-        self._keys = self._flat @ self._proj
-        col = self._proj.abs().sum(0) if norm == "Linf" else self._proj.norm(dim=0)
-        self._key_bound = (self.eps + TOLERANCE) * col + 1e-4 * (1 + self._keys.abs().amax(0))
+        n = self._flat.shape[0]
+        self._radius = self.eps + TOLERANCE
+        self._sq = (self._flat * self._flat).sum(1)
+        # isolated[i]: no other clean image within twice the radius (a small margin guards rounding)
+        others = self._all_distances(self._flat)
+        others.fill_diagonal_(math.inf)
+        nearest = others.amin(1) if n else others.new_empty(0)
+        self._isolated = nearest > 2 * self._radius * (1 + 1e-4) + 1e-6
         self.calls = 0
         self.mapped_calls = 0
         self.unmapped_rows = 0
@@ -92,6 +98,16 @@ class QueryRecorder(nn.Module):
         d = flat - self._flat[idx]
         return d.abs().amax(1) if self.norm == "Linf" else d.norm(dim=1)
 
+    def _all_distances(self, flat: torch.Tensor) -> torch.Tensor:
+        """Exact distances of every row of ``flat`` to every clean image, ``(b, n)``."""
+        n, d = self._flat.shape
+        out = torch.empty(flat.shape[0], n, dtype=self._flat.dtype, device=flat.device)
+        step = max(1, _BLOCK // max(1, n * d))
+        for s in range(0, flat.shape[0], step):
+            diff = flat[s : s + step].unsqueeze(1) - self._flat.unsqueeze(0)
+            out[s : s + step] = diff.abs().amax(2) if self.norm == "Linf" else diff.norm(dim=2)
+        return out
+
     def _map(self, inp: torch.Tensor) -> torch.Tensor:
         """The point of every row of ``inp``, or -1."""
         flat = inp.detach().flatten(1).to(self._flat.dtype)
@@ -103,24 +119,30 @@ class QueryRecorder(nn.Module):
             ident = torch.arange(b, device=flat.device)
             if not self.bounded:
                 return ident
-            ok = self._distance(flat, ident) <= self.eps + TOLERANCE
+            ok = self._distance(flat, ident) <= self._radius
             if bool(ok.all()):
                 return ident
         if not self.bounded:
             return rows
-        keys = flat @ self._proj
-        close = ((keys.unsqueeze(1) - self._keys.unsqueeze(0)).abs() <= self._key_bound).all(2)  # (b, n)
-        count = close.sum(1)
-        single = torch.nonzero(count == 1).flatten()
-        if len(single):  # the usual case: one candidate point, verified with the exact distance
-            cand = close[single].to(torch.uint8).argmax(1)
-            ok = self._distance(flat[single], cand) <= self.eps + TOLERANCE
-            rows[single[ok]] = cand[ok]
-        for r in torch.nonzero(count > 1).flatten().tolist():  # rare: clean images closer than 2 eps
-            cands = torch.nonzero(close[r]).flatten()
-            good = cands[self._distance(flat[r : r + 1].expand(len(cands), -1), cands) <= self.eps + TOLERANCE]
-            if len(good) == 1:
-                rows[r] = good[0]
+        # squared L2 distances to every clean image (one matrix product): a necessary condition for
+        # being within the radius (Linf: ||v||_2 <= sqrt(d) ||v||_inf), loosened for rounding
+        sq = (flat * flat).sum(1, keepdim=True)
+        d2 = sq + self._sq.unsqueeze(0) - 2 * flat @ self._flat.T
+        reach = self._radius**2 * (flat.shape[1] if self.norm == "Linf" else 1)
+        close = d2 <= reach * (1 + 1e-3) + 1e-4 * (sq + self._sq.unsqueeze(0)) + 1e-6
+        cand = d2.argmin(1)
+        fast = close.any(1) & self._isolated[cand]
+        fast &= self._distance(flat, cand) <= self._radius
+        rows[fast] = cand[fast]
+        pairs = torch.nonzero(close & ~fast.unsqueeze(1))  # (row, point) pairs left to check exactly
+        if len(pairs):  # a row maps only to a unique point within the radius
+            step = max(1, _BLOCK // flat.shape[1])
+            within = torch.cat([self._distance(flat[pairs[s : s + step, 0]], pairs[s : s + step, 1]) <= self._radius
+                                for s in range(0, len(pairs), step)])  # fmt: skip
+            hits = pairs[within]
+            per_row = torch.bincount(hits[:, 0], minlength=b)
+            unique = per_row[hits[:, 0]] == 1
+            rows[hits[unique, 0]] = hits[unique, 1]
         return rows
 
     # -- the wrapped call ----------------------------------------------------------------------
