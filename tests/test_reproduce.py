@@ -1,11 +1,13 @@
-"""Golden numbers: the main job reproduces the committed digits leaderboard exactly (slow: ~5 min).
+"""Golden numbers: the digits board, run again, reproduces the committed digits leaderboard exactly.
 
-Run with ``tox -e slow`` (or ``pytest -m slow``). Exact on a CPU like the one that produced the
-committed files: another CPU rounds floats differently, and training drifts (see the README's
-Determinism section).
+Slow (about 25 min on 2 CPU cores): run with ``tox -e slow`` (or ``pytest -m slow``). The board
+runs as the committed one was made, under ``torchrun`` with 2 ranks of one thread each. Exact on
+a CPU like the one that produced the committed files: another CPU rounds floats differently, and
+training drifts (see the README's Determinism section).
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +22,12 @@ FIELDS = ("clean_acc", "reported", "autoattack_acc", "external")
 @pytest.mark.skipif(not COMMITTED.is_dir(), reason="no committed digits leaderboard")
 def test_main_job_reproduces_the_committed_numbers(tmp_path):
     res = subprocess.run(
-        [sys.executable, "-m", "robact_bench", "run", "digits", "--out", str(tmp_path), "--no-progress"],
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "robact_bench", "run", "digits", "--out", str(tmp_path), "--no-progress"],
         capture_output=True,
         text=True,
-    )
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
     assert res.returncode == 0, res.stderr
     fresh = tmp_path / "leaderboards" / "digits" / "Linf"
     names = sorted(p.name for p in COMMITTED.glob("*.json"))
