@@ -1,6 +1,6 @@
 """Golden numbers: the digits board, run again, reproduces the committed digits leaderboard exactly.
 
-Slow (about 25 min on 2 CPU cores): run with ``tox -e slow`` (or ``pytest -m slow``). The board
+Slow (under half an hour on 2 CPU cores): run with ``tox -e slow`` (or ``pytest -m slow``). The board
 runs as the committed one was made, under ``torchrun`` with 2 ranks of one thread each. Exact on
 a CPU like the one that produced the committed files: another CPU rounds floats differently, and
 training drifts (see the README's Determinism section).
