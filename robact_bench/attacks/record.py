@@ -94,12 +94,9 @@ class QueryRecorder(nn.Module):
         self._trace: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     # -- matching ----------------------------------------------------------------------------
-    def _size(self, diff: torch.Tensor) -> torch.Tensor:
-        """The threat model's norm of ``diff`` over its last dimension."""
-        return diff.abs().amax(-1) if self.norm == "Linf" else diff.norm(dim=-1)
-
     def _distance(self, flat: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return self._size(flat - self._flat[idx])
+        d = flat - self._flat[idx]
+        return d.abs().amax(1) if self.norm == "Linf" else d.norm(dim=1)
 
     def _all_distances(self, flat: torch.Tensor) -> torch.Tensor:
         """Exact distances of every row of ``flat`` to every clean image, ``(b, n)``."""
@@ -108,7 +105,7 @@ class QueryRecorder(nn.Module):
         step = max(1, _BLOCK // max(1, n * d))
         for s in range(0, flat.shape[0], step):
             diff = flat[s : s + step].unsqueeze(1) - self._flat.unsqueeze(0)
-            out[s : s + step] = self._size(diff)
+            out[s : s + step] = diff.abs().amax(2) if self.norm == "Linf" else diff.norm(dim=2)
         return out
 
     def _map(self, inp: torch.Tensor) -> torch.Tensor:
@@ -134,7 +131,8 @@ class QueryRecorder(nn.Module):
         reach = self._radius**2 * (flat.shape[1] if self.norm == "Linf" else 1)
         close = d2 <= reach * (1 + 1e-3) + 1e-4 * (sq + self._sq.unsqueeze(0)) + 1e-6
         cand = d2.argmin(1)
-        fast = self._isolated[cand] & (self._distance(flat, cand) <= self._radius)
+        fast = close.any(1) & self._isolated[cand]
+        fast &= self._distance(flat, cand) <= self._radius
         rows[fast] = cand[fast]
         pairs = torch.nonzero(close & ~fast.unsqueeze(1))  # (row, point) pairs left to check exactly
         if len(pairs):  # a row maps only to a unique point within the radius
